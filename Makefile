@@ -1,0 +1,42 @@
+# nats-geolb developer entry points. `make test` is what CI runs after `make lint`.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := build
+
+CARGO ?= cargo
+# Pinned nats-server versions: the lab default, the previous minor and the upgrade target.
+NATS_VERSIONS ?= 2.11.11 2.12.8 2.14.6
+
+.PHONY: tools build test lint bench demo clean
+
+## tools: download the pinned nats-server binaries into .tools/nats-server/<version>/
+tools:
+	./scripts/install-nats-server.sh $(NATS_VERSIONS)
+
+## build: compile every crate and target of the workspace
+build:
+	$(CARGO) build --workspace --all-targets
+
+## test: build the binaries the tests spawn, then run every test (2 threads: tests are heavy)
+test: tools
+	$(CARGO) build --workspace --bins
+	$(CARGO) test --workspace -- --test-threads=2
+
+## lint: formatting and clippy, warnings are errors
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## bench: release build, then the benchmark runner (writes target/bench.json)
+bench: tools
+	$(CARGO) build --release --workspace --bins
+	$(CARGO) run --release -p geolb-tests --bin bench
+
+## demo: the local lab (not yet)
+demo:
+	@echo "the lab lands with issue 4"
+	@exit 1
+
+## clean: remove build output (keeps the downloaded .tools/; `rm -rf .tools` to refetch)
+clean:
+	$(CARGO) clean

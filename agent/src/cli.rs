@@ -1,0 +1,190 @@
+//! Command-line flags of `geolb-agent`; every flag also reads a `GEOLB_*`
+//! environment variable, so containers configure the agent without a
+//! command line. On Fly.io, `FLY_MACHINE_ID` and `FLY_REGION` fill in the
+//! id and region when they are not given.
+
+use crate::supervisor::RestartPolicy;
+use clap::{Parser, Subcommand, ValueEnum};
+use geolb_proto::connect::ControlArgs;
+use geolb_proto::{Role, WireDuration, MAX_REPLICAS};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// The nats-geolb sidecar: supervises nats-server or a test client and obeys
+/// the back channel.
+#[derive(Debug, Parser)]
+#[command(name = "geolb-agent", version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(
+        long,
+        env = "GEOLB_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The agent's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Supervise CMD (after `--`) and obey the control plane.
+    Run(Box<RunArgs>),
+}
+
+/// Flags of `geolb-agent run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Agent id, unique in the fleet (default: FLY_MACHINE_ID, else the host name).
+    #[arg(long, env = "GEOLB_ID")]
+    pub id: Option<String>,
+    /// Region (default: FLY_REGION, else "local").
+    #[arg(long, env = "GEOLB_REGION")]
+    pub region: Option<String>,
+    /// What the child is.
+    #[arg(long, env = "GEOLB_ROLE", default_value = "server")]
+    pub role: Role,
+    /// Control-plane connection; without --control the agent only supervises.
+    #[command(flatten)]
+    pub control: ControlArgs,
+    /// When a child that exited on its own is started again.
+    #[arg(long, env = "GEOLB_RESTART", value_enum, default_value = "on-failure")]
+    pub restart: RestartPolicy,
+    /// nats-server monitoring URL (http://HOST:PORT), for metrics and health gates.
+    #[arg(long, env = "GEOLB_MONITOR")]
+    pub monitor: Option<String>,
+    /// Heartbeat interval.
+    #[arg(long, env = "GEOLB_HEARTBEAT", default_value = "1s")]
+    pub heartbeat: WireDuration,
+    /// Metrics interval.
+    #[arg(long, env = "GEOLB_METRICS_INTERVAL", default_value = "5s")]
+    pub metrics_interval: WireDuration,
+    /// Replicas of CMD to supervise (each gets GEOLB_REPLICA=<index>).
+    #[arg(long, env = "GEOLB_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_REPLICAS as i64))]
+    pub replicas: u32,
+    /// Where installed nats-server versions live, as <dir>/<version>/nats-server.
+    #[arg(long, env = "GEOLB_SERVERS_DIR", default_value = ".tools/nats-server")]
+    pub servers_dir: PathBuf,
+    /// Grace before SIGKILL for `term` stops.
+    #[arg(long, env = "GEOLB_TERM_GRACE", default_value = "10s")]
+    pub term_grace: WireDuration,
+    /// Grace before SIGKILL for lame-duck (`ldm`) stops.
+    #[arg(long, env = "GEOLB_LDM_GRACE", default_value = "2m")]
+    pub ldm_grace: WireDuration,
+    /// How long an upgrade's health gate may take.
+    #[arg(long, env = "GEOLB_UPGRADE_TIMEOUT", default_value = "60s")]
+    pub upgrade_timeout: WireDuration,
+    /// Smallest restart backoff.
+    #[arg(long, env = "GEOLB_BACKOFF_MIN", default_value = "200ms")]
+    pub backoff_min: WireDuration,
+    /// Largest restart backoff.
+    #[arg(long, env = "GEOLB_BACKOFF_MAX", default_value = "30s")]
+    pub backoff_max: WireDuration,
+    /// Events kept while the control plane is away; the oldest are dropped beyond.
+    #[arg(long, env = "GEOLB_OUTBOX", default_value_t = 10_000)]
+    pub outbox: usize,
+    /// The command to supervise.
+    #[arg(required = true, last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+impl RunArgs {
+    /// The id: the flag, else FLY_MACHINE_ID.
+    pub fn id(&self) -> Option<String> {
+        self.id.clone().or_else(|| {
+            std::env::var("FLY_MACHINE_ID")
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
+    }
+
+    /// The region: the flag, else FLY_REGION, else "local".
+    pub fn region(&self) -> String {
+        self.region
+            .clone()
+            .or_else(|| std::env::var("FLY_REGION").ok().filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| "local".to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_command_line() {
+        let cli = Cli::try_parse_from([
+            "geolb-agent",
+            "run",
+            "--id",
+            "lon-1",
+            "--region",
+            "lon",
+            "--role",
+            "server",
+            "--control",
+            "nats://127.0.0.1:4222",
+            "--restart",
+            "always",
+            "--heartbeat",
+            "500ms",
+            "--replicas",
+            "2",
+            "--",
+            "nats-server",
+            "-c",
+            "x.conf",
+        ])
+        .unwrap();
+        let Command::Run(run) = cli.command;
+        assert_eq!(run.id().as_deref(), Some("lon-1"));
+        assert_eq!(run.region(), "lon");
+        assert_eq!(run.restart, RestartPolicy::Always);
+        assert_eq!(run.heartbeat, WireDuration::from_millis(500));
+        assert_eq!(run.command, ["nats-server", "-c", "x.conf"]);
+    }
+
+    #[test]
+    fn refuses_bad_flags() {
+        let bad: [&[&str]; 5] = [
+            &["geolb-agent", "run"],
+            &["geolb-agent", "run", "--replicas", "0", "--", "sleep", "1"],
+            &[
+                "geolb-agent",
+                "run",
+                "--replicas",
+                "5000",
+                "--",
+                "sleep",
+                "1",
+            ],
+            &[
+                "geolb-agent",
+                "run",
+                "--heartbeat",
+                "-1s",
+                "--",
+                "sleep",
+                "1",
+            ],
+            &["geolb-agent", "run", "--role", "router", "--", "sleep", "1"],
+        ];
+        for args in bad {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+    }
+}

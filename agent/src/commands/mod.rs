@@ -1,0 +1,166 @@
+//! The verbs: one decoding path for every request, one function per verb,
+//! and a memory of answered command ids so a repeated id is not applied twice.
+
+mod flap;
+mod memory;
+mod scale;
+mod stop;
+mod upgrade;
+
+pub use memory::Memory;
+use memory::Seen;
+
+use crate::control::outbox::Outbox;
+use crate::identity::Identity;
+use crate::monitor::Monitor;
+use crate::supervisor::{Handle, Snapshot};
+use geolb_proto::{
+    now_ms, AgentStatus, Command, ErrorKind, EventKind, Reply, ReplyError, Request, Verb,
+};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Largest request body accepted.
+pub const MAX_PAYLOAD: usize = 64 * 1024;
+
+/// Everything a verb needs to act.
+pub struct Context {
+    /// The supervisor.
+    pub handle: Handle,
+    /// Who we are.
+    pub identity: Identity,
+    /// Where installed nats-server versions live (`<dir>/<version>/nats-server`).
+    pub servers_dir: PathBuf,
+    /// The server's monitoring endpoint, for `--role server`.
+    pub monitor: Option<Monitor>,
+    /// Default health-gate timeout of `upgrade`.
+    pub upgrade_timeout: Duration,
+    /// Events go here.
+    pub outbox: Arc<Outbox>,
+    /// The child's version as last read from its monitor.
+    pub child_version: Mutex<Option<String>>,
+    /// Answered command ids.
+    pub memory: Memory,
+    /// When the agent started.
+    pub started: Instant,
+}
+
+impl Context {
+    /// The agent's status as replies and heartbeats carry it.
+    pub fn status(&self) -> AgentStatus {
+        status_of(self, &self.handle.snapshot())
+    }
+
+    /// Remembers the child's version (read from `/varz`).
+    pub fn set_child_version(&self, version: Option<String>) {
+        if let Ok(mut v) = self.child_version.lock() {
+            *v = version;
+        }
+    }
+}
+
+fn status_of(ctx: &Context, snapshot: &Snapshot) -> AgentStatus {
+    let version = ctx
+        .child_version
+        .lock()
+        .ok()
+        .and_then(|v| v.clone())
+        .or_else(|| crate::binaries::version_of_path(&snapshot.program));
+    AgentStatus {
+        id: ctx.identity.id.clone(),
+        region: ctx.identity.region.clone(),
+        role: ctx.identity.role,
+        host: ctx.identity.host.clone(),
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        state: snapshot.state(),
+        version,
+        program: snapshot.program.display().to_string(),
+        restarts: snapshot.restarts,
+        desired_replicas: snapshot.desired_replicas,
+        replicas: snapshot.replicas.clone(),
+        flap: snapshot.flap.clone(),
+        uptime_ms: ctx.started.elapsed().as_millis() as u64,
+    }
+}
+
+/// Answers one request sent to `verb` (the endpoint's name) with `payload`.
+/// Never panics: bad input becomes a typed error reply and changes nothing.
+pub async fn answer(ctx: &Context, verb: &str, payload: &[u8]) -> Reply {
+    let command = match decode(verb, payload) {
+        Ok(pair) => pair,
+        Err((id, error)) => return refuse(ctx, verb, id, error),
+    };
+    let (command, request) = command;
+    let claim = match ctx.memory.see(&command.id) {
+        Seen::New(claim) => claim,
+        Seen::Done(reply) => {
+            tracing::debug!(id = %command.id, "Repeated command id answered from memory.");
+            return *reply;
+        }
+        Seen::InFlight(first) => match first.wait().await {
+            Some(reply) => return reply,
+            None => return Reply::new(command.id, Err(busy()), ctx.status()),
+        },
+    };
+    tracing::info!(id = %command.id, verb, "Command received.");
+    let outcome = apply(ctx, request).await;
+    if let Err(e) = &outcome {
+        tracing::warn!(id = %command.id, verb, error = %e, "Command failed.");
+    }
+    let reply = Reply::new(command.id, outcome, ctx.status());
+    claim.complete(reply.clone());
+    reply
+}
+
+fn decode(verb: &str, payload: &[u8]) -> Result<(Command, Request), (String, ReplyError)> {
+    let no_id = |e| (String::new(), e);
+    if payload.len() > MAX_PAYLOAD {
+        return Err(no_id(ReplyError::new(
+            ErrorKind::BadRequest,
+            format!(
+                "command is {} bytes; the limit is {MAX_PAYLOAD}",
+                payload.len()
+            ),
+        )));
+    }
+    let verb: Verb = verb.parse().map_err(no_id)?;
+    let command = if payload.iter().all(u8::is_ascii_whitespace) && verb == Verb::Status {
+        Command::new(format!("status-{}", now_ms()), &Request::Status)
+    } else {
+        Command::decode(payload).map_err(no_id)?
+    };
+    match Request::parse(verb, &command.args) {
+        Ok(request) => Ok((command, request)),
+        Err(e) => Err((command.id, e)),
+    }
+}
+
+fn busy() -> ReplyError {
+    ReplyError::new(
+        ErrorKind::Failed,
+        "the first request with this id ended without an answer; send it again with a new id",
+    )
+}
+
+fn refuse(ctx: &Context, verb: &str, id: String, error: ReplyError) -> Reply {
+    tracing::warn!(verb, error = %error, "Command refused.");
+    ctx.outbox.push(EventKind::CommandRefused {
+        verb: verb.chars().take(32).collect(),
+        error: error.kind,
+        message: error.message.clone(),
+    });
+    Reply::new(id, Err(error), ctx.status())
+}
+
+async fn apply(ctx: &Context, request: Request) -> Result<(), ReplyError> {
+    match request {
+        Request::Status => Ok(()),
+        Request::Start => ctx.handle.start().await,
+        Request::Stop(args) => stop::stop(ctx, args).await,
+        Request::Restart(args) => stop::restart(ctx, args).await,
+        Request::Upgrade(args) => upgrade::upgrade(ctx, args).await,
+        Request::Flap(args) => flap::flap(ctx, args).await,
+        Request::Scale(args) => scale::scale(ctx, args).await,
+    }
+}

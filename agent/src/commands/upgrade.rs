@@ -1,0 +1,93 @@
+//! `upgrade`: resolve the target binary first (a missing one is refused
+//! before anything stops), drain, switch binaries with the same arguments,
+//! then gate on health: `/healthz` 200 and as many route peers and outbound
+//! gateways as before.
+
+use super::Context;
+use crate::binaries;
+use crate::monitor::{rejoined, Monitor};
+use geolb_proto::{ErrorKind, EventKind, ReplyError, ServerMetrics, UpgradeArgs};
+use std::time::{Duration, Instant};
+
+/// Upgrades the child to the binary `args.to` names.
+pub async fn upgrade(ctx: &Context, args: UpgradeArgs) -> Result<(), ReplyError> {
+    let program = binaries::resolve(&args.to, &ctx.servers_dir)?;
+    let timeout = args.timeout.map_or(ctx.upgrade_timeout, |t| t.0);
+    let began = Instant::now();
+    let before_status = ctx.status();
+    let from = before_status.version.unwrap_or(before_status.program);
+    let before = match &ctx.monitor {
+        Some(monitor) => monitor.server_metrics().await,
+        None => ServerMetrics::default(),
+    };
+    tracing::info!(from = %from, to = %program.display(), drain = args.drain, "Upgrade began.");
+    ctx.handle
+        .replace_program(program.clone(), args.drain, None)
+        .await?;
+    let to = match &ctx.monitor {
+        Some(monitor) => {
+            let now = health_gate(monitor, &before, timeout).await?;
+            ctx.set_child_version(Some(now.version.clone()));
+            now.version
+        }
+        None => {
+            binaries::version_of_path(&program).unwrap_or_else(|| program.display().to_string())
+        }
+    };
+    let duration_ms = began.elapsed().as_millis() as u64;
+    tracing::info!(from = %from, to = %to, duration_ms, "Upgrade done.");
+    ctx.outbox.push(EventKind::Upgraded {
+        from,
+        to,
+        duration_ms,
+    });
+    Ok(())
+}
+
+/// Waits until the server is healthy and joined as before, or times out
+/// with what is still missing.
+pub async fn health_gate(
+    monitor: &Monitor,
+    before: &ServerMetrics,
+    timeout: Duration,
+) -> Result<ServerMetrics, ReplyError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let now = monitor.server_metrics().await;
+        if rejoined(before, &now) {
+            return Ok(now);
+        }
+        if Instant::now() >= deadline {
+            return Err(ReplyError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "the new server is not back after {timeout:?}: {}; check its log",
+                    missing(before, &now)
+                ),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn missing(before: &ServerMetrics, now: &ServerMetrics) -> String {
+    let mut parts = Vec::new();
+    if let Some(e) = &now.error {
+        parts.push(e.clone());
+    } else if !now.healthy {
+        parts.push(format!("/healthz answers {}", now.healthz_status));
+    }
+    if now.routes < before.routes {
+        parts.push(format!("{} of {} route peers", now.routes, before.routes));
+    }
+    for gateway in before.gateways.iter().filter(|g| g.outbound) {
+        if !now
+            .gateways
+            .iter()
+            .any(|n| n.name == gateway.name && n.outbound)
+        {
+            parts.push(format!("gateway {} not connected", gateway.name));
+        }
+    }
+    parts.join(", ")
+}

@@ -1,0 +1,76 @@
+//! The control plane: the connection, the micro service with one endpoint
+//! per verb, and the tasks that ship events, heartbeats and metrics.
+//!
+//! The agent connects with `retry_on_initial_connect` and unlimited
+//! reconnects, so a control plane that is down at start or goes away later
+//! never stops supervision; events wait in the [`outbox::Outbox`].
+
+pub mod outbox;
+mod service;
+mod telemetry;
+
+use crate::commands::Context;
+use geolb_proto::connect::ControlArgs;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How often heartbeats and metrics go out.
+#[derive(Debug, Clone, Copy)]
+pub struct Intervals {
+    /// Heartbeat interval.
+    pub heartbeat: Duration,
+    /// Metrics interval.
+    pub metrics: Duration,
+}
+
+/// Connects (in the background: this returns at once) and starts the
+/// service, the outbox sender, heartbeats and metrics on `tracker`.
+pub async fn start(
+    args: &ControlArgs,
+    ctx: Arc<Context>,
+    intervals: Intervals,
+    tracker: &TaskTracker,
+    token: CancellationToken,
+) -> anyhow::Result<async_nats::Client> {
+    let url = args.url.clone().unwrap_or_default();
+    let options = args
+        .options(&format!("geolb-agent {}", ctx.identity.id))
+        .await?
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(2))
+        .event_callback(|event| async move {
+            tracing::info!(event = %event, "Control-plane connection event.");
+        });
+    let client = options
+        .connect(url.as_str())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot use control plane {}: {e}", args.display_url()))?;
+    tracing::info!(url = %args.display_url(), "Control plane configured.");
+
+    let service = service::register(&client, &ctx).await?;
+    tracker.spawn(service::serve(service, ctx.clone(), token.clone()));
+    tracker.spawn(service::refuse_unknown_verbs(
+        client.clone(),
+        ctx.clone(),
+        token.clone(),
+    ));
+    let outbox = ctx.outbox.clone();
+    let (c, t) = (client.clone(), token.clone());
+    tracker.spawn(async move { outbox.run(c, t).await });
+    tracker.spawn(telemetry::heartbeats(
+        ctx.clone(),
+        client.clone(),
+        intervals.heartbeat,
+        token.clone(),
+    ));
+    tracker.spawn(telemetry::metrics(
+        ctx,
+        client.clone(),
+        intervals.metrics,
+        token,
+    ));
+    Ok(client)
+}

@@ -1,0 +1,31 @@
+//! `geolb-agent`: the sidecar that supervises a nats-server or a test client
+//! and obeys the back channel on the control-plane NATS.
+//!
+//! # How it works
+//! `run` starts the [`supervisor`] actor around the child, forwards OS
+//! signals to it, and (given `--control`) registers the agent as the NATS
+//! micro service `geolb-agent` whose endpoints are the verbs in
+//! [`commands`]. Events wait in a bounded outbox while the control plane is
+//! away; heartbeats and metrics go out every interval.
+//!
+//! # Layout
+//! - [`cli`]: flags (each with a `GEOLB_*` variable).
+//! - [`run`]: wiring and the exit code.
+//! - [`supervisor`]: the actor owning the child processes (spawn, reap,
+//!   restart, stop modes, flap, scale).
+//! - [`signals`]: OS signals as one enum.
+//! - [`commands`]: one function per verb, and the memory of command ids.
+//! - [`control`]: connection, micro service, outbox, heartbeats, metrics.
+//! - [`monitor`]: the nats-server monitoring endpoints.
+//! - [`binaries`]: finding installed nats-server versions.
+//! - [`identity`]: id, region, role, host.
+
+pub mod binaries;
+pub mod cli;
+pub mod commands;
+pub mod control;
+pub mod identity;
+pub mod monitor;
+pub mod run;
+pub mod signals;
+pub mod supervisor;

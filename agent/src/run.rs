@@ -1,0 +1,133 @@
+//! `geolb-agent run`: wires the supervisor, the OS signals and (when
+//! configured) the control plane together, and returns the exit code.
+
+use crate::cli::RunArgs;
+use crate::commands::{Context, Memory};
+use crate::control::{self, outbox::Outbox, Intervals};
+use crate::identity::Identity;
+use crate::monitor::Monitor;
+use crate::signals;
+use crate::supervisor::{Backoff, DrainProbe, Spec, Supervisor};
+use geolb_proto::EventKind;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Command ids remembered for repeats.
+const MEMORY: usize = 4096;
+
+/// Runs the agent until its child is done; returns the exit code.
+pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
+    let identity = Identity::new(args.id(), args.region(), args.role)?;
+    let monitor = args.monitor.as_deref().map(Monitor::parse).transpose()?;
+    let outbox = Arc::new(Outbox::new(identity.clone(), args.outbox));
+    let (events, mut event_rx) = mpsc::channel::<EventKind>(1024);
+    let (handle, supervision) = Supervisor::start(spec(&args, monitor.clone()), events);
+
+    let ctx = Arc::new(Context {
+        handle: handle.clone(),
+        identity,
+        servers_dir: args.servers_dir.clone(),
+        monitor,
+        upgrade_timeout: args.upgrade_timeout.0,
+        outbox: outbox.clone(),
+        child_version: Mutex::new(None),
+        memory: Memory::new(MEMORY),
+        started: Instant::now(),
+    });
+    outbox.push(EventKind::AgentStarted {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    });
+
+    let tracker = TaskTracker::new();
+    let token = CancellationToken::new();
+    let pump = outbox.clone();
+    tracker.spawn(async move {
+        while let Some(kind) = event_rx.recv().await {
+            pump.push(kind);
+        }
+    });
+    forward_signals(&handle, &tracker)?;
+    let client = match args.control.url.is_some() {
+        true => Some(
+            control::start(
+                &args.control,
+                ctx.clone(),
+                intervals(&args),
+                &tracker,
+                token.clone(),
+            )
+            .await?,
+        ),
+        false => {
+            tracing::info!("No control plane given: supervising only.");
+            None
+        }
+    };
+
+    let outcome = supervision.await?;
+    outbox.push(EventKind::AgentStopping {
+        reason: format!("child finished, exit code {}", outcome.code),
+    });
+    if let Some(client) = client {
+        let _ = tokio::time::timeout(Duration::from_secs(2), outbox.flush_now(&client)).await;
+    }
+    token.cancel();
+    tracker.close();
+    Ok(outcome.code)
+}
+
+fn spec(args: &RunArgs, monitor: Option<Monitor>) -> Spec {
+    let mut command = args.command.iter().cloned();
+    let program = command.next().unwrap_or_default().into();
+    Spec {
+        program,
+        args: command.collect(),
+        replicas: args.replicas,
+        restart: args.restart,
+        backoff: Backoff {
+            min: args.backoff_min.0,
+            max: args.backoff_max.0.max(args.backoff_min.0),
+            ..Backoff::default()
+        },
+        term_grace: args.term_grace.0,
+        ldm_grace: args.ldm_grace.0,
+        drain_probe: monitor.map(drain_probe),
+    }
+}
+
+/// True once a draining server has no client connections left.
+fn drain_probe(monitor: Monitor) -> DrainProbe {
+    Arc::new(move || {
+        let monitor = monitor.clone();
+        Box::pin(async move { matches!(monitor.connections().await, Ok(0)) })
+    })
+}
+
+fn intervals(args: &RunArgs) -> Intervals {
+    Intervals {
+        heartbeat: args.heartbeat.0.max(Duration::from_millis(10)),
+        metrics: args.metrics_interval.0.max(Duration::from_millis(100)),
+    }
+}
+
+/// Passes TERM, INT, HUP, USR1 and USR2 on to the children.
+fn forward_signals(
+    handle: &crate::supervisor::Handle,
+    tracker: &TaskTracker,
+) -> anyhow::Result<()> {
+    for sig in signals::forwarded() {
+        let mut stream = signal(SignalKind::from_raw(sig.to_nix() as i32))?;
+        let handle = handle.clone();
+        tracker.spawn(async move {
+            while stream.recv().await.is_some() {
+                tracing::info!(signal = ?sig, "Signal received; forwarding to the child.");
+                handle.forward(sig).await;
+            }
+        });
+    }
+    Ok(())
+}

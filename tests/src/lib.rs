@@ -1,0 +1,47 @@
+//! Testkit for nats-geolb: real `nats-server` processes (single, cluster, super-cluster)
+//! on free 127.0.0.1 ports, guards for the processes tests spawn, and polling helpers.
+//!
+//! Every server runs from a config file generated in its own temp folder, logs there,
+//! and is SIGKILLed, reaped and deleted on `Drop` (the folder is kept, and its path
+//! printed, when the test is panicking). Servers are set up synchronously: `start`
+//! returns once `/healthz` answers 200 and routes and gateways have formed.
+//!
+//! ```no_run
+//! use geolb_tests::{default_version, SuperCluster};
+//! let sc = SuperCluster::start(&["lon", "ams"], 2, default_version());
+//! let url = sc.region("lon").server(0).client_url();
+//! ```
+//!
+//! # Layout
+//! - [`tools`]: paths of the pinned nats-server binaries (`make tools`) and of our binaries.
+//! - [`ports`]: `free_port`, never the same port twice in one process.
+//! - [`wait`]: `wait_for` (poll with backoff) and `with_timeout`.
+//! - [`http`]: a tiny HTTP/1.0 GET for the monitoring endpoints.
+//! - [`config`]: `ServerConfig`, rendered to nats-server config text.
+//! - [`server`]: `NatsServer`, one process.
+//! - [`cluster`]: `Cluster`, servers joined by routes.
+//! - [`supercluster`]: `SuperCluster`, clusters joined by gateways.
+//! - [`process`]: `ProcessGuard`, kills a spawned process tree on `Drop`.
+//! - [`agent`]: `geolb-agent run` around a server or command, and `geolb` runs.
+//! - [`procfs`]: process state, children, zombies and leftovers, read from `/proc`.
+
+pub mod agent;
+pub mod cluster;
+pub mod config;
+pub mod http;
+pub mod ports;
+pub mod process;
+pub mod procfs;
+pub mod server;
+pub mod supercluster;
+pub mod tools;
+pub mod wait;
+
+pub use cluster::Cluster;
+pub use config::ServerConfig;
+pub use ports::free_port;
+pub use process::ProcessGuard;
+pub use server::NatsServer;
+pub use supercluster::SuperCluster;
+pub use tools::{agent_bin, default_version, geolb_bin, nats_server_bin, upgrade_version};
+pub use wait::{wait_for, with_timeout};
