@@ -12,7 +12,7 @@
 use crate::config::ServerConfig;
 use crate::process::ProcessGuard;
 use crate::tools::{agent_bin, geolb_bin, nats_server_bin, tools_dir};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -74,6 +74,20 @@ impl AgentBuilder {
         }
     }
 
+    /// Replaces the default heartbeat and metrics intervals (200 ms, 500 ms), e.g. `("1s", "5s")`.
+    pub fn intervals(mut self, heartbeat: &str, metrics: &str) -> AgentBuilder {
+        self.args.splice(
+            0..4,
+            [
+                "--heartbeat".to_string(),
+                heartbeat.to_string(),
+                "--metrics-interval".to_string(),
+                metrics.to_string(),
+            ],
+        );
+        self
+    }
+
     /// Connects to the control plane at `url`.
     pub fn control(self, url: &str) -> AgentBuilder {
         self.arg("--control").arg(url)
@@ -114,9 +128,15 @@ impl AgentBuilder {
         line
     }
 
-    /// Spawns the agent around `command`.
+    /// Spawns the (debug) agent around `command`.
     pub fn spawn(&self, command: &[&str]) -> ProcessGuard {
-        let mut cmd = Command::new(agent_bin());
+        self.try_spawn_bin(&agent_bin(), command)
+            .unwrap_or_else(|e| panic!("spawn geolb-agent: {e}"))
+    }
+
+    /// Spawns the agent binary `bin` (e.g. the release build) around `command`.
+    pub fn try_spawn_bin(&self, bin: &Path, command: &[&str]) -> std::io::Result<ProcessGuard> {
+        let mut cmd = Command::new(bin);
         cmd.args(self.command_line(command));
         for (k, v) in &self.env {
             cmd.env(k, v);
@@ -125,7 +145,6 @@ impl AgentBuilder {
             cmd.stdout(Stdio::null()).stderr(Stdio::null());
         }
         ProcessGuard::spawn(&format!("geolb-agent {}", self.id), &mut cmd)
-            .unwrap_or_else(|e| panic!("spawn geolb-agent: {e}"))
     }
 
     /// Spawns the agent around nats-server `version` with `config` (ports

@@ -43,5 +43,7 @@ pub use ports::free_port;
 pub use process::ProcessGuard;
 pub use server::NatsServer;
 pub use supercluster::SuperCluster;
-pub use tools::{agent_bin, default_version, geolb_bin, nats_server_bin, upgrade_version};
+pub use tools::{
+    agent_bin, default_version, geolb_bin, nats_server_bin, release_bin, upgrade_version,
+};
 pub use wait::{wait_for, with_timeout};

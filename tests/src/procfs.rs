@@ -91,6 +91,31 @@ pub fn cmdline(pid: i32) -> Vec<String> {
         .collect()
 }
 
+/// The resident set size of `pid` in KiB (`VmRSS` in `/proc/<pid>/status`).
+pub fn rss_kib(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    line.split_whitespace().next()?.parse().ok()
+}
+
+/// CPU time `pid` has used, user plus system, in clock ticks (fields 14 and 15
+/// of `/proc/<pid>/stat`; every thread, not the children).
+pub fn cpu_ticks(pid: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut rest = text
+        .get(text.rfind(')')? + 1..)?
+        .split_whitespace()
+        .skip(11);
+    let utime: u64 = rest.next()?.parse().ok()?;
+    let stime: u64 = rest.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The executable of `pid` (`/proc/<pid>/exe`); `None` when unreadable.
+pub fn exe(pid: i32) -> Option<std::path::PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+}
+
 /// The pids of `pid` from the outermost PID namespace inwards (the `NSpid`
 /// line of `/proc/<pid>/status`): `[host, .., innermost]`.
 pub fn ns_pids(pid: i32) -> Vec<i32> {
@@ -153,6 +178,9 @@ mod tests {
         assert_ne!(s.state, 'Z');
         assert_eq!(s.ppid, std::os::unix::process::parent_id() as i32);
         assert_eq!(ns_pids(me).first(), Some(&me));
+        assert!(rss_kib(me).is_some_and(|kib| kib > 0));
+        assert!(cpu_ticks(me).is_some());
+        assert_eq!(exe(me), std::env::current_exe().ok());
     }
 
     #[test]

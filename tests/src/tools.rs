@@ -84,6 +84,20 @@ fn debug_bin(name: &str) -> PathBuf {
     bin
 }
 
+/// Path of a binary of this workspace in the release profile (benchmarks), or an
+/// error saying what to run when it is not built.
+pub fn release_bin(name: &str) -> Result<PathBuf, String> {
+    let bin = target_dir().join("release").join(name);
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "{} not found; run `cargo build --release --workspace --bins` or `make bench`",
+            bin.display()
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

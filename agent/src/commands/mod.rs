@@ -14,9 +14,7 @@ use crate::control::outbox::Outbox;
 use crate::identity::Identity;
 use crate::monitor::Monitor;
 use crate::supervisor::{Handle, Snapshot};
-use geolb_proto::{
-    now_ms, AgentStatus, Command, ErrorKind, EventKind, Reply, ReplyError, Request, Verb,
-};
+use geolb_proto::{AgentStatus, Command, ErrorKind, EventKind, Reply, ReplyError, Request, Verb};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -92,6 +90,11 @@ pub async fn answer(ctx: &Context, verb: &str, payload: &[u8]) -> Reply {
         Err((id, error)) => return refuse(ctx, verb, id, error),
     };
     let (command, request) = command;
+    if request == Request::Status {
+        // Read-only: nothing to apply twice, and status polling must not
+        // push real command ids out of the bounded memory.
+        return Reply::new(command.id, Ok(()), ctx.status());
+    }
     let claim = match ctx.memory.see(&command.id) {
         Seen::New(claim) => claim,
         Seen::Done(reply) => {
@@ -126,7 +129,7 @@ fn decode(verb: &str, payload: &[u8]) -> Result<(Command, Request), (String, Rep
     }
     let verb: Verb = verb.parse().map_err(no_id)?;
     let command = if payload.iter().all(u8::is_ascii_whitespace) && verb == Verb::Status {
-        Command::new(format!("status-{}", now_ms()), &Request::Status)
+        Command::new("", &Request::Status)
     } else {
         Command::decode(payload).map_err(no_id)?
     };

@@ -1,0 +1,89 @@
+//! `agent_idle_rss_kib`, `nats_server_idle_rss_kib`, `agent_idle_cpu_pct`: one
+//! release agent supervising `sleep 3600` with default intervals (heartbeat 1 s,
+//! metrics 5 s), connected to a control plane, doing nothing else.
+
+use crate::agents::{connect, wait_answering, Bench};
+use crate::report::Report;
+use anyhow::Context as _;
+use geolb_tests::{procfs, NatsServer, ServerConfig};
+use nix::unistd::{sysconf, SysconfVar};
+use std::time::{Duration, Instant};
+
+/// How long the agent runs before its memory is read.
+const SETTLE: Duration = Duration::from_secs(5);
+/// The CPU window, and its `GEOLB_BENCH_QUICK` length.
+const CPU_WINDOW: Duration = Duration::from_secs(60);
+const CPU_WINDOW_QUICK: Duration = Duration::from_secs(10);
+/// Targets: 6 MiB resident, 0.1 % of one core.
+const RSS_TARGET_KIB: f64 = 6144.0;
+const CPU_TARGET_PCT: f64 = 0.1;
+
+/// Runs the idle agent and reads its memory and CPU from `/proc`.
+pub async fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
+    let server = NatsServer::start(bench.nats_version, ServerConfig::default().jetstream());
+    let url = server.client_url();
+    let agent = bench.spawn_agent("idle-1", "lon", &url, "1s", "5s")?;
+    let pid = agent.pid() as i32;
+    let control = connect(&url).await?;
+    wait_answering(&control, "idle-1", Duration::from_secs(10)).await?;
+    drop(control);
+    tokio::time::sleep(SETTLE).await;
+
+    let rss = procfs::rss_kib(pid).context("read the agent's VmRSS")?;
+    let server_pid = server.pid().context("nats-server is not running")? as i32;
+    let server_rss = procfs::rss_kib(server_pid).context("read nats-server's VmRSS")?;
+
+    let window = if bench.quick {
+        println!("  GEOLB_BENCH_QUICK=1: CPU window shortened to {CPU_WINDOW_QUICK:?}");
+        CPU_WINDOW_QUICK
+    } else {
+        CPU_WINDOW
+    };
+    let (pct, ticks) = cpu_pct(pid, window).await?;
+    let rss_after = procfs::rss_kib(pid).context("read the agent's VmRSS")?;
+
+    report.add(
+        "agent_idle_rss_kib",
+        rss as f64,
+        "KiB",
+        Some(RSS_TARGET_KIB),
+        format!(
+            "VmRSS {}s after the agent answered; {rss_after} KiB after the CPU window",
+            SETTLE.as_secs()
+        ),
+    );
+    report.add(
+        "nats_server_idle_rss_kib",
+        server_rss as f64,
+        "KiB",
+        None,
+        format!(
+            "nats-server {} (JetStream on), one agent connected",
+            bench.nats_version
+        ),
+    );
+    report.add(
+        "agent_idle_cpu_pct",
+        pct,
+        "%",
+        Some(CPU_TARGET_PCT),
+        format!(
+            "{ticks} clock ticks (utime+stime) over {}s{}, % of one core",
+            window.as_secs(),
+            if bench.quick { " (quick)" } else { "" }
+        ),
+    );
+    Ok(())
+}
+
+/// CPU used by `pid` over `window`, as % of one core, and the raw tick count.
+async fn cpu_pct(pid: i32, window: Duration) -> anyhow::Result<(f64, u64)> {
+    let hz = sysconf(SysconfVar::CLK_TCK)?.context("CLK_TCK is not defined")? as f64;
+    let before = procfs::cpu_ticks(pid).context("read the agent's /proc stat")?;
+    let started = Instant::now();
+    tokio::time::sleep(window).await;
+    let after = procfs::cpu_ticks(pid).context("the agent exited during the CPU window")?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let ticks = after.saturating_sub(before);
+    Ok((ticks as f64 / hz / elapsed * 100.0, ticks))
+}
