@@ -32,10 +32,10 @@ bench: tools
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) run --release -p geolb-tests --bin bench
 
-## demo: the local lab (not yet)
-demo:
-	@echo "the lab lands with issue 4"
-	@exit 1
+## demo: a control plane and a 3-region super-cluster under agents, driven through the back channel
+demo: tools
+	$(CARGO) build --release --workspace --bins
+	./scripts/demo.sh
 
 ## clean: remove build output (keeps the downloaded .tools/; `rm -rf .tools` to refetch)
 clean:
