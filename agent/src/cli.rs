@@ -4,8 +4,9 @@
 //! id and region when they are not given.
 
 use crate::supervisor::RestartPolicy;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use geolb_proto::connect::ControlArgs;
+pub use geolb_proto::logging::LogFormat;
 use geolb_proto::{Role, WireDuration, MAX_REPLICAS};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -27,15 +28,6 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// The agent's subcommands.

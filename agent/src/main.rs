@@ -1,12 +1,11 @@
 //! `geolb-agent`: parse flags, set up logging, run.
 
 use clap::Parser;
-use geolb_agent::cli::{Cli, Command, LogFormat};
-use std::io::IsTerminal;
+use geolb_agent::cli::{Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    geolb_proto::logging::init(cli.log_format, "info");
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -22,19 +21,6 @@ fn main() {
     match outcome {
         Ok(code) => std::process::exit(code),
         Err(e) => fail(&format!("{e:#}")),
-    }
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }
 

@@ -17,32 +17,23 @@ use std::time::Duration;
 
 fn status(i: usize) -> AgentStatus {
     let region = ["lon", "ams", "dfw"][i % 3];
-    AgentStatus {
-        id: format!("{region}-{i}"),
-        region: region.into(),
-        role: if i.is_multiple_of(2) {
-            Role::Server
-        } else {
-            Role::Client
-        },
-        host: "localhost".into(),
-        agent_version: "fake".into(),
+    let role = if i.is_multiple_of(2) {
+        Role::Server
+    } else {
+        Role::Client
+    };
+    let mut status = AgentStatus::example(&format!("{region}-{i}"), region, role);
+    status.version = i.is_multiple_of(2).then(|| "2.12.8".to_string());
+    status.restarts = i as u32 % 3;
+    status.replicas = vec![ReplicaStatus {
+        index: 0,
         state: ChildState::Running,
-        version: i.is_multiple_of(2).then(|| "2.12.8".to_string()),
-        program: "nats-server".into(),
-        restarts: i as u32 % 3,
-        desired_replicas: 1,
-        replicas: vec![ReplicaStatus {
-            index: 0,
-            state: ChildState::Running,
-            pid: Some(1000 + i as u32),
-            restarts: 0,
-            started_at_ms: Some(geolb_proto::now_ms()),
-            last_exit: None,
-        }],
-        flap: None,
-        uptime_ms: 0,
-    }
+        pid: Some(1000 + i as u32),
+        restarts: 0,
+        started_at_ms: Some(geolb_proto::now_ms()),
+        last_exit: None,
+    }];
+    status
 }
 
 fn heartbeat(status: &AgentStatus, at_ms: u64) -> Vec<u8> {

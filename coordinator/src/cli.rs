@@ -6,8 +6,9 @@ use crate::control::Control;
 use crate::fleet::FleetArgs;
 use crate::watch::WatchArgs;
 use crate::{cmd, fleet, watch, UsageError};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use geolb_proto::connect::ControlArgs;
+pub use geolb_proto::logging::LogFormat;
 use std::process::ExitCode;
 
 /// Exit code of bad command-line input.
@@ -26,15 +27,6 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Log output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// The subcommands.

@@ -101,24 +101,9 @@ impl fmt::Display for Selector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use geolb_proto::ChildState;
 
     fn status(id: &str, region: &str, role: Role) -> AgentStatus {
-        AgentStatus {
-            id: id.into(),
-            region: region.into(),
-            role,
-            host: "h".into(),
-            agent_version: "0".into(),
-            state: ChildState::Running,
-            version: None,
-            program: "p".into(),
-            restarts: 0,
-            desired_replicas: 1,
-            replicas: vec![],
-            flap: None,
-            uptime_ms: 0,
-        }
+        AgentStatus::example(id, region, role)
     }
 
     #[test]

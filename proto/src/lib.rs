@@ -22,12 +22,15 @@
 //! - [`event`]: heartbeats and events.
 //! - [`metrics`]: process, host and nats-server metrics.
 //! - `connect` (feature `connect`): control-plane URL and auth flags, as async-nats options.
+//! - `logging` (feature `connect`): `--log-format` and the tracing set-up of both binaries.
 
 pub mod command;
 #[cfg(feature = "connect")]
 pub mod connect;
 pub mod duration;
 pub mod event;
+#[cfg(feature = "connect")]
+pub mod logging;
 pub mod metrics;
 pub mod reply;
 pub mod status;

@@ -192,6 +192,28 @@ pub struct AgentStatus {
     pub uptime_ms: u64,
 }
 
+impl AgentStatus {
+    /// A running agent with this identity and one running replica, for
+    /// examples, tests and stand-in fleets.
+    pub fn example(id: &str, region: &str, role: Role) -> AgentStatus {
+        AgentStatus {
+            id: id.into(),
+            region: region.into(),
+            role,
+            host: "example".into(),
+            agent_version: "0".into(),
+            state: ChildState::Running,
+            version: None,
+            program: "example".into(),
+            restarts: 0,
+            desired_replicas: 1,
+            replicas: vec![],
+            flap: None,
+            uptime_ms: 0,
+        }
+    }
+}
+
 /// Summarises replica states: the most telling state wins.
 pub fn summarise(replicas: &[ReplicaStatus]) -> ChildState {
     const ORDER: [ChildState; 7] = [

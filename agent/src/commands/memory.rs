@@ -111,25 +111,10 @@ impl InFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use geolb_proto::{AgentStatus, ChildState, Role};
+    use geolb_proto::{AgentStatus, Role};
 
     fn reply(id: &str) -> Reply {
-        let state = AgentStatus {
-            id: "a".into(),
-            region: "r".into(),
-            role: Role::Server,
-            host: "h".into(),
-            agent_version: "0".into(),
-            state: ChildState::Running,
-            version: None,
-            program: "p".into(),
-            restarts: 0,
-            desired_replicas: 1,
-            replicas: vec![],
-            flap: None,
-            uptime_ms: 0,
-        };
-        Reply::new(id, Ok(()), state)
+        Reply::new(id, Ok(()), AgentStatus::example("a", "r", Role::Server))
     }
 
     #[tokio::test]

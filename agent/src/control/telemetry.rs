@@ -19,14 +19,8 @@ pub async fn heartbeats(
     token: CancellationToken,
 ) {
     let subject = subject::heartbeat(&ctx.identity.region, &ctx.identity.id);
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            biased;
-            _ = token.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
+    let mut every = Every::new(interval, token);
+    while every.tick().await {
         if client.connection_state() != State::Connected {
             continue;
         }
@@ -54,14 +48,8 @@ pub async fn metrics(
 ) {
     let subject = subject::metrics(&ctx.identity.region, &ctx.identity.id);
     let mut sampler = Sampler::new();
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            biased;
-            _ = token.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
+    let mut every = Every::new(interval, token);
+    while every.tick().await {
         let server = match &ctx.monitor {
             Some(monitor) => {
                 let server = monitor.server_metrics().await;
@@ -92,6 +80,29 @@ pub async fn metrics(
         let body = serde_json::to_vec(&metrics).unwrap_or_default();
         if let Err(e) = client.publish(subject.clone(), body.into()).await {
             tracing::debug!(error = %e, "Metrics not sent.");
+        }
+    }
+}
+
+/// A ticker that stops when the token is cancelled.
+struct Every {
+    ticker: tokio::time::Interval,
+    token: CancellationToken,
+}
+
+impl Every {
+    fn new(interval: Duration, token: CancellationToken) -> Every {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Every { ticker, token }
+    }
+
+    /// Waits for the next tick; false once cancelled.
+    async fn tick(&mut self) -> bool {
+        tokio::select! {
+            biased;
+            _ = self.token.cancelled() => false,
+            _ = self.ticker.tick() => true,
         }
     }
 }
