@@ -3,12 +3,12 @@
 
 use crate::cli::RunArgs;
 use crate::commands::{Context, Memory};
-use crate::control::{self, outbox::Outbox, Intervals};
+use crate::control::{self, outbox::Outbox, reports::ReportSocket, Intervals};
 use crate::identity::Identity;
 use crate::monitor::Monitor;
 use crate::signals;
 use crate::supervisor::{Backoff, DrainProbe, Spec, Supervisor};
-use geolb_proto::EventKind;
+use geolb_proto::{EventKind, Role};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
@@ -25,7 +25,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let monitor = args.monitor.as_deref().map(Monitor::parse).transpose()?;
     let outbox = Arc::new(Outbox::new(identity.clone(), args.outbox));
     let (events, mut event_rx) = mpsc::channel::<EventKind>(1024);
-    let (handle, supervision) = Supervisor::start(spec(&args, monitor.clone()), events);
+    let reports = match (args.role, args.control.url.is_some()) {
+        (Role::Client, true) => Some(ReportSocket::bind(&identity).map_err(|e| {
+            anyhow::anyhow!("cannot bind the client report socket: {e}; set XDG_RUNTIME_DIR to a writable folder")
+        })?),
+        _ => None,
+    };
+    let mut spec = spec(&args, monitor.clone());
+    spec.env.extend(reports.as_ref().map(ReportSocket::env));
+    let (handle, supervision) = Supervisor::start(spec, events);
 
     let ctx = Arc::new(Context {
         handle: handle.clone(),
@@ -36,6 +44,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         outbox: outbox.clone(),
         child_version: Mutex::new(None),
         memory: Memory::new(MEMORY),
+        client_reports: reports.as_ref().map(ReportSocket::latest),
         started: Instant::now(),
     });
     outbox.push(EventKind::AgentStarted {
@@ -57,6 +66,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
                 &args.control,
                 ctx.clone(),
                 intervals(&args),
+                reports,
                 &tracker,
                 token.clone(),
             )
@@ -86,6 +96,7 @@ fn spec(args: &RunArgs, monitor: Option<Monitor>) -> Spec {
     Spec {
         program,
         args: command.collect(),
+        env: Vec::new(),
         replicas: args.replicas,
         restart: args.restart,
         backoff: Backoff {

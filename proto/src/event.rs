@@ -177,6 +177,12 @@ pub enum EventKind {
         /// Error message.
         message: String,
     },
+    /// A client moved between servers (from the report channel; the
+    /// report names the client).
+    ClientMoved {
+        /// What the client reported.
+        report: Box<crate::client::ClientMove>,
+    },
     /// An event kind this version does not know.
     #[serde(other)]
     Unknown,

@@ -16,6 +16,7 @@
 //! # Layout
 //! - [`subject`]: subject builders and name validation.
 //! - [`duration`]: durations on the wire (`"1500ms"`, `"2s"` or milliseconds).
+//! - [`client`]: what headless clients report, and the report channel.
 //! - [`command`]: commands, verbs and their arguments.
 //! - [`reply`]: replies and typed errors.
 //! - [`status`]: the agent's state, shared by replies and heartbeats.
@@ -24,6 +25,7 @@
 //! - `connect` (feature `connect`): control-plane URL and auth flags, as async-nats options.
 //! - `logging` (feature `connect`): `--log-format` and the tracing set-up of both binaries.
 
+pub mod client;
 pub mod command;
 #[cfg(feature = "connect")]
 pub mod connect;

@@ -10,6 +10,8 @@ pub const HEARTBEATS_ALL: &str = "geolb.hb.>";
 pub const EVENTS_ALL: &str = "geolb.evt.>";
 /// Every metrics subject.
 pub const METRICS_ALL: &str = "geolb.metrics.>";
+/// Every client-status subject.
+pub const CLIENTS_ALL: &str = "geolb.client.>";
 /// JetStream stream keeping the last heartbeat of every agent, for `fleet ls`.
 pub const HEARTBEAT_STREAM: &str = "GEOLB_HEARTBEATS";
 
@@ -31,6 +33,11 @@ pub fn heartbeat(region: &str, agent_id: &str) -> String {
 /// Event subject of one agent: `geolb.evt.<region>.<id>`.
 pub fn event(region: &str, agent_id: &str) -> String {
     format!("geolb.evt.{region}.{agent_id}")
+}
+
+/// Client-status subject of one client agent: `geolb.client.<region>.<id>`.
+pub fn client(region: &str, agent_id: &str) -> String {
+    format!("geolb.client.{region}.{agent_id}")
 }
 
 /// Metrics subject of one agent: `geolb.metrics.<region>.<id>`.

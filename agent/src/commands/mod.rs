@@ -40,6 +40,8 @@ pub struct Context {
     pub child_version: Mutex<Option<String>>,
     /// Answered command ids.
     pub memory: Memory,
+    /// The latest status of each client replica (client agents with a control plane).
+    pub client_reports: Option<Arc<crate::control::reports::Latest>>,
     /// When the agent started.
     pub started: Instant,
 }

@@ -6,6 +6,7 @@
 //! never stops supervision; events wait in the [`outbox::Outbox`].
 
 pub mod outbox;
+pub mod reports;
 mod service;
 mod telemetry;
 
@@ -31,6 +32,7 @@ pub async fn start(
     args: &ControlArgs,
     ctx: Arc<Context>,
     intervals: Intervals,
+    reports: Option<reports::ReportSocket>,
     tracker: &TaskTracker,
     token: CancellationToken,
 ) -> anyhow::Result<async_nats::Client> {
@@ -57,6 +59,15 @@ pub async fn start(
         ctx.clone(),
         token.clone(),
     ));
+    if let Some(reports) = reports {
+        let run = reports.run(
+            ctx.identity.clone(),
+            ctx.outbox.clone(),
+            client.clone(),
+            token.clone(),
+        );
+        tracker.spawn(run);
+    }
     let outbox = ctx.outbox.clone();
     let (c, t) = (client.clone(), token.clone());
     tracker.spawn(async move { outbox.run(c, t).await });

@@ -75,7 +75,10 @@ pub async fn metrics(
             agent_process,
             children,
             server,
-            client: None,
+            client: ctx
+                .client_reports
+                .as_ref()
+                .and_then(|latest| latest.snapshot()),
         };
         let body = serde_json::to_vec(&metrics).unwrap_or_default();
         if let Err(e) = client.publish(subject.clone(), body.into()).await {

@@ -32,15 +32,21 @@ const RESET: [signal::Signal; 8] = [
     signal::Signal::SIGCHLD,
 ];
 
-/// Spawns `program` as the leader of a new process group, with
-/// `GEOLB_REPLICA=<replica>`, stdin from /dev/null, stdout and stderr
+/// Spawns `program` as the leader of a new process group, with `env` and
+/// `GEOLB_REPLICA=<replica>` added to its environment, stdin from /dev/null, stdout and stderr
 /// passed through, an empty signal mask, and SIGKILL when the spawning
 /// thread dies. Returns its pid.
-pub(super) fn spawn(program: &Path, args: &[OsString], replica: u32) -> std::io::Result<Pid> {
+pub(super) fn spawn(
+    program: &Path,
+    args: &[OsString],
+    env: &[(OsString, OsString)],
+    replica: u32,
+) -> std::io::Result<Pid> {
     let parent = nix::unistd::getpid();
     let mut command = Command::new(program);
     command
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("GEOLB_REPLICA", replica.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())

@@ -17,7 +17,7 @@ impl Actor {
             return Err(format!("no replica at position {pos}"));
         };
         let index = replica.index;
-        match child::spawn(program, &self.spec.args, index) {
+        match child::spawn(program, &self.spec.args, &self.spec.env, index) {
             Ok(pid) => {
                 replica.started(pid, Instant::now(), child::now_ms());
                 info!(replica = index, pid = pid.as_raw(), program = %program.display(), "Child started.");

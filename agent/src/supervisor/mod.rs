@@ -60,6 +60,8 @@ pub struct Spec {
     pub program: PathBuf,
     /// Its arguments.
     pub args: Vec<OsString>,
+    /// Variables added to its environment.
+    pub env: Vec<(OsString, OsString)>,
     /// Replicas to start with (each gets `GEOLB_REPLICA=<index>`).
     pub replicas: u32,
     /// Restart policy for children that exit on their own.

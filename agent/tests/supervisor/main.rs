@@ -37,6 +37,7 @@ fn spec(program: &str, args: &[&str]) -> Spec {
     Spec {
         program: PathBuf::from(program),
         args: args.iter().map(Into::into).collect(),
+        env: Vec::new(),
         replicas: 1,
         restart: RestartPolicy::Never,
         backoff: Backoff {
