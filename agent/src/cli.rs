@@ -3,6 +3,7 @@
 //! command line. On Fly.io, `FLY_MACHINE_ID` and `FLY_REGION` fill in the
 //! id and region when they are not given.
 
+pub use crate::client::ClientArgs;
 use crate::supervisor::RestartPolicy;
 use clap::{Parser, Subcommand};
 use geolb_proto::connect::ControlArgs;
@@ -35,6 +36,8 @@ pub struct Cli {
 pub enum Command {
     /// Supervise CMD (after `--`) and obey the control plane.
     Run(Box<RunArgs>),
+    /// Run the headless NATS test client (elects a server, sends and measures traffic).
+    Client(Box<ClientArgs>),
 }
 
 /// Flags of `geolb-agent run`.
@@ -142,7 +145,9 @@ mod tests {
             "x.conf",
         ])
         .unwrap();
-        let Command::Run(run) = cli.command;
+        let Command::Run(run) = cli.command else {
+            panic!("a run command")
+        };
         assert_eq!(run.id().as_deref(), Some("lon-1"));
         assert_eq!(run.region(), "lon");
         assert_eq!(run.restart, RestartPolicy::Always);

@@ -19,9 +19,11 @@
 //! - [`monitor`]: the nats-server monitoring endpoints.
 //! - [`binaries`]: finding installed nats-server versions.
 //! - [`identity`]: id, region, role, host.
+//! - [`client`]: `geolb-agent client`, the headless NATS test client.
 
 pub mod binaries;
 pub mod cli;
+pub mod client;
 pub mod commands;
 pub mod control;
 pub mod identity;

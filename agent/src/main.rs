@@ -16,6 +16,7 @@ fn main() {
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => geolb_agent::run::run(*args).await,
+            Command::Client(args) => geolb_agent::client::run(*args).await,
         }
     });
     match outcome {

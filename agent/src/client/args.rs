@@ -1,0 +1,240 @@
+//! Flags of `geolb-agent client`, each with a `GEOLB_CLIENT_*` variable
+//! (`GEOLB_ID` and `GEOLB_REGION` as for `run`), and the identity they give.
+
+use geolb_proto::WireDuration;
+
+/// How the client chooses its server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Strategy {
+    /// Ours: probe every candidate, lowest average RTT wins, hysteresis.
+    Rtt,
+    /// Stock async-nats: every URL, shuffled.
+    Random,
+    /// Stock async-nats with `retain_servers_order`: the first that answers.
+    Ordered,
+}
+
+impl Strategy {
+    /// The name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Rtt => "rtt",
+            Strategy::Random => "random",
+            Strategy::Ordered => "ordered",
+        }
+    }
+}
+
+/// The traffic a client sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// Small JSON-like messages: 200 B at 10/s.
+    Json,
+    /// HTML pages: 20 KiB at 2/s.
+    Html,
+    /// A video-like stream of large chunks: 32 KiB at 30/s.
+    Video,
+}
+
+impl Profile {
+    /// Default payload size in bytes.
+    pub fn size(self) -> usize {
+        match self {
+            Profile::Json => 200,
+            Profile::Html => 20 * 1024,
+            Profile::Video => 32 * 1024,
+        }
+    }
+
+    /// Default messages per second.
+    pub fn rate(self) -> f64 {
+        match self {
+            Profile::Json => 10.0,
+            Profile::Html => 2.0,
+            Profile::Video => 30.0,
+        }
+    }
+}
+
+/// How the client reaches servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    /// NATS over TCP (`nats://`).
+    Tcp,
+    /// NATS over WebSocket (`ws://`), the browser-like path.
+    Ws,
+}
+
+/// Flags of `geolb-agent client`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientArgs {
+    /// A data-plane server as REGION=URL; repeat for every server of every region.
+    #[arg(
+        long = "server",
+        env = "GEOLB_CLIENT_SERVERS",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub servers: Vec<String>,
+    /// The region the client lives in (default: FLY_REGION, or the only region given).
+    #[arg(long, env = "GEOLB_REGION")]
+    pub region: Option<String>,
+    /// Client id (default: FLY_MACHINE_ID, else the host name); `-<GEOLB_REPLICA>` is appended.
+    #[arg(long, env = "GEOLB_ID")]
+    pub id: Option<String>,
+    /// How the server is chosen.
+    #[arg(long, env = "GEOLB_CLIENT_STRATEGY", value_enum, default_value = "rtt")]
+    pub strategy: Strategy,
+    /// Traffic profile.
+    #[arg(long, env = "GEOLB_CLIENT_PROFILE", value_enum, default_value = "json")]
+    pub profile: Profile,
+    /// Messages per second (default: the profile's; 0 only receives).
+    #[arg(long, env = "GEOLB_CLIENT_RATE")]
+    pub rate: Option<f64>,
+    /// Payload bytes per message (default: the profile's; at least the header).
+    #[arg(long, env = "GEOLB_CLIENT_SIZE")]
+    pub size: Option<usize>,
+    /// Receive only from these client ids (default: every sender of the client's shard).
+    #[arg(long, env = "GEOLB_CLIENT_PEERS", value_delimiter = ',')]
+    pub peers: Vec<String>,
+    /// Shards senders are spread over; a client hears every sender of its own shard.
+    #[arg(long, env = "GEOLB_CLIENT_SHARDS", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub shards: u32,
+    /// Transport to the servers.
+    #[arg(
+        long,
+        env = "GEOLB_CLIENT_TRANSPORT",
+        value_enum,
+        default_value = "tcp"
+    )]
+    pub transport: Transport,
+    /// Status record interval.
+    #[arg(long, env = "GEOLB_CLIENT_REPORT_INTERVAL", default_value = "1s")]
+    pub report_interval: WireDuration,
+    /// Stop by itself after this long (default: run until SIGTERM/SIGINT).
+    #[arg(long, env = "GEOLB_CLIENT_DURATION")]
+    pub duration: Option<WireDuration>,
+    /// Probe PING interval.
+    #[arg(long, env = "GEOLB_CLIENT_PROBE_INTERVAL", default_value = "200ms")]
+    pub probe_interval: WireDuration,
+    /// A PING unanswered this long (or 3 x the server's average RTT, if longer) marks it unresponsive.
+    #[arg(long, env = "GEOLB_CLIENT_PROBE_TIMEOUT", default_value = "600ms")]
+    pub probe_timeout: WireDuration,
+    /// A probe connection silent this long is closed and dialled again.
+    #[arg(long, env = "GEOLB_CLIENT_PROBE_GIVEUP", default_value = "5s")]
+    pub probe_giveup: WireDuration,
+    /// Samples in the rolling RTT average.
+    #[arg(long, env = "GEOLB_CLIENT_RTT_WINDOW", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rtt_window: u32,
+    /// Samples a candidate needs within the election window to be elected.
+    #[arg(long, env = "GEOLB_CLIENT_MIN_SAMPLES", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub min_samples: u32,
+    /// How long the first election probes before choosing; also the freshness window of samples.
+    #[arg(long, env = "GEOLB_CLIENT_ELECTION_WINDOW", default_value = "2s")]
+    pub election_window: WireDuration,
+    /// A better server must beat the current one by this percentage...
+    #[arg(long, env = "GEOLB_CLIENT_HYSTERESIS_PCT", default_value_t = 20.0)]
+    pub hysteresis_pct: f64,
+    /// ...and by at least this much...
+    #[arg(long, env = "GEOLB_CLIENT_HYSTERESIS_MIN", default_value = "2ms")]
+    pub hysteresis_min: WireDuration,
+    /// ...continuously for this long before the client moves to it.
+    #[arg(long, env = "GEOLB_CLIENT_HOLD", default_value = "5s")]
+    pub hold: WireDuration,
+    /// Smallest delay before dialling a silent server again (jittered, doubling).
+    #[arg(long, env = "GEOLB_CLIENT_BACKOFF_MIN", default_value = "250ms")]
+    pub backoff_min: WireDuration,
+    /// Largest delay before dialling a silent server again.
+    #[arg(long, env = "GEOLB_CLIENT_BACKOFF_MAX", default_value = "5s")]
+    pub backoff_max: WireDuration,
+    /// Time allowed to open a connection (probe or data plane).
+    #[arg(long, env = "GEOLB_CLIENT_CONNECT_TIMEOUT", default_value = "2s")]
+    pub connect_timeout: WireDuration,
+    /// Run no probes for `random`/`ordered` (their candidates then show no RTT).
+    #[arg(long, env = "GEOLB_CLIENT_NO_PROBES")]
+    pub no_probes: bool,
+}
+
+impl ClientArgs {
+    /// The client id: the flag, else FLY_MACHINE_ID, else the host name;
+    /// `-<GEOLB_REPLICA>` appended when that is set.
+    pub fn id(&self) -> String {
+        let base = self
+            .id
+            .clone()
+            .or_else(|| env_nonempty("FLY_MACHINE_ID"))
+            .unwrap_or_else(|| sanitise(&host_name()));
+        match env_nonempty("GEOLB_REPLICA") {
+            Some(replica) => format!("{base}-{replica}"),
+            None => base,
+        }
+    }
+
+    /// The region flag, else FLY_REGION.
+    pub fn region(&self) -> Option<String> {
+        self.region.clone().or_else(|| env_nonempty("FLY_REGION"))
+    }
+
+    /// Messages per second.
+    pub fn rate(&self) -> f64 {
+        self.rate.unwrap_or_else(|| self.profile.rate())
+    }
+
+    /// Payload size in bytes.
+    pub fn size(&self) -> usize {
+        self.size.unwrap_or_else(|| self.profile.size())
+    }
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|s| !s.is_empty())
+}
+
+fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "client".to_string())
+}
+
+/// Makes a host name a subject token.
+fn sanitise(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(
+            |c| match c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                true => c,
+                false => '-',
+            },
+        )
+        .take(56)
+        .collect();
+    match cleaned.is_empty() {
+        true => "client".to_string(),
+        false => cleaned,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_have_the_documented_sizes_and_rates() {
+        assert_eq!((Profile::Json.size(), Profile::Json.rate()), (200, 10.0));
+        assert_eq!((Profile::Html.size(), Profile::Html.rate()), (20480, 2.0));
+        assert_eq!(
+            (Profile::Video.size(), Profile::Video.rate()),
+            (32768, 30.0)
+        );
+    }
+
+    #[test]
+    fn host_names_become_tokens() {
+        assert_eq!(sanitise("box.example.com"), "box-example-com");
+        assert_eq!(sanitise(""), "client");
+    }
+}

@@ -1,0 +1,128 @@
+//! What the client's tasks share: its identity, the probe table, the
+//! traffic counters, the report channel, the current server, and the
+//! publisher's target connection. Records are built here, in one place.
+
+use super::args::Strategy;
+use super::report::Reporter;
+use super::table::Table;
+use super::traffic::Traffic;
+use async_nats::Client;
+use geolb_proto::client::{ClientMove, ClientRecord, ClientStatus, MoveReason, ServerRef};
+use geolb_proto::{now_ms, PROTOCOL_VERSION};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// Shared by the driver, the publisher and the reporter.
+#[derive(Debug)]
+pub struct Context {
+    /// Client id.
+    pub id: String,
+    /// The client's region.
+    pub region: String,
+    /// The strategy.
+    pub strategy: Strategy,
+    /// Probe results.
+    pub table: Arc<Table>,
+    /// Traffic counters.
+    pub traffic: Arc<Traffic>,
+    /// Where records go.
+    pub reporter: Arc<Reporter>,
+    /// The connection the publisher uses.
+    pub publish_to: watch::Sender<Option<Client>>,
+    current: Mutex<Option<ServerRef>>,
+    /// The server before the current outage, if cut off.
+    last: Mutex<Option<ServerRef>>,
+    switches: AtomicU32,
+}
+
+impl Context {
+    /// A context with no server yet.
+    pub fn new(
+        id: String,
+        region: String,
+        strategy: Strategy,
+        table: Arc<Table>,
+        reporter: Arc<Reporter>,
+    ) -> Context {
+        Context {
+            id,
+            region,
+            strategy,
+            table,
+            traffic: Arc::new(Traffic::default()),
+            reporter,
+            publish_to: watch::Sender::new(None),
+            current: Mutex::new(None),
+            last: Mutex::new(None),
+            switches: AtomicU32::new(0),
+        }
+    }
+
+    /// The server the client is on.
+    pub fn current(&self) -> Option<ServerRef> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_current(&self, server: Option<ServerRef>) {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let previous = std::mem::replace(&mut *current, server);
+        if current.is_none() && previous.is_some() {
+            *self.last.lock().unwrap_or_else(|p| p.into_inner()) = previous;
+        }
+    }
+
+    /// The current server, else the one before the outage.
+    fn current_or_last(&self) -> Option<ServerRef> {
+        self.current()
+            .or_else(|| self.last.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+
+    /// The status record now.
+    pub fn status(&self) -> ClientRecord {
+        ClientRecord::Status(ClientStatus {
+            v: PROTOCOL_VERSION,
+            at_ms: now_ms(),
+            client: self.id.clone(),
+            region: self.region.clone(),
+            strategy: self.strategy.name().to_string(),
+            server: self.current(),
+            candidates: self.table.candidates(),
+            traffic: self.traffic.snapshot(),
+            switches: self.switches.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Records a change of server (`to: None` when cut off), sends the
+    /// Moved record and logs it. `from` is the current server, or the one
+    /// before the outage.
+    pub fn moved(&self, reason: MoveReason, to: Option<ServerRef>, gap_ms: u64) {
+        let from = self.current_or_last();
+        if to.is_some() && from.is_some() {
+            self.switches.fetch_add(1, Ordering::Relaxed);
+        }
+        self.set_current(to.clone());
+        let url = |s: &Option<ServerRef>| s.as_ref().map_or("none".to_string(), |s| s.url.clone());
+        match &to {
+            Some(_) => {
+                tracing::info!(?reason, from = %url(&from), to = %url(&to), gap_ms, "Client moved.")
+            }
+            None => {
+                tracing::warn!(?reason, from = %url(&from), "Client lost its server; nothing else answers yet.")
+            }
+        }
+        self.reporter.send(&ClientRecord::Moved(ClientMove {
+            v: PROTOCOL_VERSION,
+            at_ms: now_ms(),
+            client: self.id.clone(),
+            region: self.region.clone(),
+            reason,
+            from,
+            to,
+            gap_ms,
+        }));
+    }
+}

@@ -1,0 +1,186 @@
+//! The `rtt` election, as pure functions of the probe table's view.
+//!
+//! - A candidate is **eligible** when it is healthy (its probe connection is
+//!   up, its last PING was answered in time, it has not announced lame-duck
+//!   mode) and has at least `min_samples` samples younger than the election
+//!   window.
+//! - The **best** eligible candidate has the lowest rolling-average RTT;
+//!   candidates within max(5 %, 0.1 ms) of the lowest are a tie, won by the
+//!   client's own region, then by the lower RTT.
+//! - The current server that is lost, down, unresponsive or draining is left
+//!   **at once** for the best other candidate. With no other candidate, a
+//!   lost connection is dropped, but a draining or silent one is kept (it
+//!   may still deliver, or come back).
+//! - A healthy current server is left for a better one only when some
+//!   candidate beats it by max(`hysteresis_pct` %, `hysteresis_min`)
+//!   **continuously** for `hold`.
+
+use geolb_proto::client::MoveReason;
+use std::time::{Duration, Instant};
+
+/// A candidate's health as its probe sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Answers in time, not draining.
+    Healthy,
+    /// Its last PING went unanswered past the timeout.
+    Unresponsive,
+    /// It announced lame-duck mode.
+    Draining,
+    /// No probe connection.
+    Down,
+}
+
+/// One candidate as the election sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct View {
+    /// In the client's own region.
+    pub own_region: bool,
+    /// Rolling average RTT (ms), if any sample.
+    pub rtt_ms: Option<f64>,
+    /// Samples within the election window.
+    pub fresh: u32,
+    /// Health.
+    pub health: Health,
+}
+
+/// The election's parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Policy {
+    /// Fresh samples needed to be eligible.
+    pub min_samples: u32,
+    /// Relative margin a better server needs (percent of the current RTT).
+    pub hysteresis_pct: f64,
+    /// Absolute margin a better server needs (ms).
+    pub hysteresis_min_ms: f64,
+    /// How long the margin must hold.
+    pub hold: Duration,
+}
+
+/// What the driver should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Keep the current server (or keep waiting when there is none).
+    Stay,
+    /// Connect to `to` (from nothing, or away from the current server).
+    Move {
+        /// Candidate index.
+        to: usize,
+        /// Why (`Initial` when there was no current server).
+        reason: MoveReason,
+    },
+    /// Drop the current server: its connection is lost and nothing else is eligible.
+    Leave {
+        /// Why.
+        reason: MoveReason,
+    },
+}
+
+/// The current server, as the driver knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Current {
+    /// Candidate index.
+    pub index: usize,
+    /// Set when the data-plane connection itself reported a failure
+    /// (disconnected: `Lost`; lame-duck notice: `LameDuck`).
+    pub failed: Option<MoveReason>,
+}
+
+/// Whether `view` may be elected.
+pub fn eligible(view: &View, policy: &Policy) -> bool {
+    view.health == Health::Healthy && view.rtt_ms.is_some() && view.fresh >= policy.min_samples
+}
+
+/// The best eligible candidate not in `skip`.
+pub fn best(views: &[View], policy: &Policy, skip: &[usize]) -> Option<usize> {
+    let pool: Vec<(usize, f64, bool)> = views
+        .iter()
+        .enumerate()
+        .filter(|(i, v)| !skip.contains(i) && eligible(v, policy))
+        .filter_map(|(i, v)| v.rtt_ms.map(|rtt| (i, rtt, v.own_region)))
+        .collect();
+    let lowest = pool.iter().map(|(_, rtt, _)| *rtt).reduce(f64::min)?;
+    let tie = lowest + (lowest * 0.05).max(0.1);
+    pool.into_iter()
+        .filter(|(_, rtt, _)| *rtt <= tie)
+        .min_by(|a, b| b.2.cmp(&a.2).then(a.1.total_cmp(&b.1)))
+        .map(|(i, _, _)| i)
+}
+
+/// Whether `rtt_ms` beats `current_ms` past the hysteresis margin.
+pub fn clearly_better(rtt_ms: f64, current_ms: f64, policy: &Policy) -> bool {
+    let margin = (current_ms * policy.hysteresis_pct / 100.0).max(policy.hysteresis_min_ms);
+    rtt_ms < current_ms - margin
+}
+
+/// Why the current server must be left now, if it must.
+pub fn must_leave(current: &Current, view: &View) -> Option<MoveReason> {
+    current.failed.or(match view.health {
+        Health::Healthy => None,
+        Health::Unresponsive => Some(MoveReason::Unresponsive),
+        Health::Draining => Some(MoveReason::LameDuck),
+        Health::Down => Some(MoveReason::Lost),
+    })
+}
+
+/// Decides at `now`. `better_since` is the hysteresis timer the caller keeps
+/// between calls; `skip` lists candidates the data plane just failed to reach.
+pub fn decide(
+    views: &[View],
+    current: Option<Current>,
+    policy: &Policy,
+    better_since: &mut Option<Instant>,
+    skip: &[usize],
+    now: Instant,
+) -> Decision {
+    let Some(current) = current else {
+        *better_since = None;
+        return match best(views, policy, skip) {
+            Some(to) => Decision::Move {
+                to,
+                reason: MoveReason::Initial,
+            },
+            None => Decision::Stay,
+        };
+    };
+    let here = &views[current.index];
+    if let Some(reason) = must_leave(&current, here) {
+        *better_since = None;
+        let mut skip = skip.to_vec();
+        skip.push(current.index);
+        return match (best(views, policy, &skip), current.failed) {
+            (Some(to), _) => Decision::Move { to, reason },
+            (None, Some(MoveReason::Lost)) => Decision::Leave { reason },
+            // Nowhere to go: a draining or silent server may still deliver.
+            (None, _) => Decision::Stay,
+        };
+    }
+    let challenger = best(views, policy, skip).filter(|&b| b != current.index);
+    let winning = match (challenger.and_then(|b| views[b].rtt_ms), here.rtt_ms) {
+        (Some(theirs), Some(ours)) => clearly_better(theirs, ours, policy),
+        _ => false,
+    };
+    match (winning, challenger) {
+        (true, Some(to)) => {
+            let since = *better_since.get_or_insert(now);
+            match now.saturating_duration_since(since) >= policy.hold {
+                true => {
+                    *better_since = None;
+                    Decision::Move {
+                        to,
+                        reason: MoveReason::Better,
+                    }
+                }
+                false => Decision::Stay,
+            }
+        }
+        _ => {
+            *better_since = None;
+            Decision::Stay
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "election_tests.rs"]
+mod tests;

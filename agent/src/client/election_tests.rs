@@ -1,0 +1,235 @@
+//! Table tests of the election and its hysteresis.
+
+use super::*;
+
+const POLICY: Policy = Policy {
+    min_samples: 2,
+    hysteresis_pct: 20.0,
+    hysteresis_min_ms: 2.0,
+    hold: Duration::from_secs(5),
+};
+
+fn ok(rtt: f64) -> View {
+    View {
+        own_region: false,
+        rtt_ms: Some(rtt),
+        fresh: 5,
+        health: Health::Healthy,
+    }
+}
+
+fn own(rtt: f64) -> View {
+    View {
+        own_region: true,
+        ..ok(rtt)
+    }
+}
+
+fn with(health: Health, rtt: f64) -> View {
+    View { health, ..ok(rtt) }
+}
+
+fn few(rtt: f64) -> View {
+    View {
+        fresh: 1,
+        ..ok(rtt)
+    }
+}
+
+fn at(i: usize) -> Option<Current> {
+    Some(Current {
+        index: i,
+        failed: None,
+    })
+}
+
+fn failed(i: usize, reason: MoveReason) -> Option<Current> {
+    Some(Current {
+        index: i,
+        failed: Some(reason),
+    })
+}
+
+fn to(i: usize, reason: MoveReason) -> Decision {
+    Decision::Move { to: i, reason }
+}
+
+#[test]
+fn elects_the_lowest_eligible() {
+    use MoveReason::Initial;
+    let cases: Vec<(&str, Vec<View>, Option<usize>)> = vec![
+        ("lowest wins", vec![ok(8.0), ok(0.5), ok(105.0)], Some(1)),
+        ("needs min samples", vec![few(0.5), ok(8.0)], Some(1)),
+        (
+            "skips unhealthy",
+            vec![with(Health::Unresponsive, 0.5), ok(8.0)],
+            Some(1),
+        ),
+        (
+            "skips draining",
+            vec![with(Health::Draining, 0.5), ok(8.0)],
+            Some(1),
+        ),
+        (
+            "skips down",
+            vec![with(Health::Down, 0.5), ok(8.0)],
+            Some(1),
+        ),
+        ("own region wins a tie", vec![ok(1.00), own(1.04)], Some(1)),
+        (
+            "own region loses past a tie",
+            vec![ok(1.0), own(1.5)],
+            Some(0),
+        ),
+        (
+            "nothing eligible",
+            vec![few(1.0), with(Health::Down, 1.0)],
+            None,
+        ),
+        ("no candidates", vec![], None),
+    ];
+    for (name, views, want) in cases {
+        let mut hold = None;
+        let got = decide(&views, None, &POLICY, &mut hold, &[], Instant::now());
+        let want = want.map_or(Decision::Stay, |i| to(i, Initial));
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+#[test]
+fn leaves_a_bad_server_at_once() {
+    use MoveReason::*;
+    let cases: Vec<(&str, Vec<View>, Option<Current>, Decision)> = vec![
+        ("lost", vec![ok(0.5), ok(8.0)], failed(0, Lost), to(1, Lost)),
+        (
+            "ldm event",
+            vec![ok(0.5), ok(8.0)],
+            failed(0, LameDuck),
+            to(1, LameDuck),
+        ),
+        (
+            "probe: unresponsive",
+            vec![with(Health::Unresponsive, 0.5), ok(8.0)],
+            at(0),
+            to(1, Unresponsive),
+        ),
+        (
+            "probe: ldm",
+            vec![with(Health::Draining, 0.5), ok(8.0)],
+            at(0),
+            to(1, LameDuck),
+        ),
+        (
+            "probe: down",
+            vec![with(Health::Down, 0.5), ok(8.0)],
+            at(0),
+            to(1, Lost),
+        ),
+        (
+            "best of the rest",
+            vec![ok(9.0), ok(0.5), ok(8.0)],
+            failed(1, Lost),
+            to(2, Lost),
+        ),
+        (
+            "lost, nowhere to go",
+            vec![ok(0.5), few(8.0)],
+            failed(0, Lost),
+            Decision::Leave { reason: Lost },
+        ),
+        (
+            "draining, nowhere to go",
+            vec![with(Health::Draining, 0.5)],
+            at(0),
+            Decision::Stay,
+        ),
+        (
+            "silent, nowhere to go",
+            vec![with(Health::Unresponsive, 0.5)],
+            at(0),
+            Decision::Stay,
+        ),
+    ];
+    for (name, views, current, want) in cases {
+        let mut hold = Some(Instant::now());
+        let got = decide(&views, current, &POLICY, &mut hold, &[], Instant::now());
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+#[test]
+fn skips_candidates_the_data_plane_could_not_reach() {
+    let views = [ok(0.5), ok(8.0), ok(9.0)];
+    let got = decide(&views, None, &POLICY, &mut None, &[0], Instant::now());
+    assert_eq!(got, to(1, MoveReason::Initial));
+}
+
+#[test]
+fn the_margin_is_the_larger_of_percent_and_minimum() {
+    let cases = [
+        (7.9, 10.0, true),    // 2.1 ms = 21 %: past max(2 ms, 2 ms)
+        (8.0, 10.0, false),   // exactly the margin is not past it
+        (8.5, 10.0, false),   // 15 %
+        (0.3, 1.0, false),    // 70 % better, but only 0.7 ms
+        (0.5, 3.0, true),     // 2.5 ms and 83 %
+        (100.0, 130.0, true), // 30 ms past a 26 ms margin
+        (100.0, 110.0, false),
+    ];
+    for (theirs, ours, want) in cases {
+        assert_eq!(
+            clearly_better(theirs, ours, &POLICY),
+            want,
+            "{theirs} vs {ours}"
+        );
+    }
+}
+
+#[test]
+fn moves_to_a_better_server_only_after_the_hold() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    let better = [ok(10.0), ok(1.0)];
+    let close = [ok(10.0), ok(9.0)];
+    // (at, views, expected) in sequence, sharing one hold timer.
+    let steps: Vec<(Duration, &[View], Decision)> = vec![
+        (s(0), &better, Decision::Stay),
+        (s(3), &better, Decision::Stay),
+        (s(4), &close, Decision::Stay), // margin lost: the timer restarts
+        (s(5), &better, Decision::Stay),
+        (s(9), &better, Decision::Stay),
+        (s(10), &better, to(1, MoveReason::Better)),
+    ];
+    let mut hold = None;
+    for (offset, views, want) in steps {
+        let got = decide(views, at(0), &POLICY, &mut hold, &[], t0 + offset);
+        assert_eq!(got, want, "at {offset:?}");
+    }
+}
+
+#[test]
+fn stays_when_nothing_is_clearly_better() {
+    let cases: Vec<(&str, Vec<View>)> = vec![
+        ("current is best", vec![ok(1.0), ok(8.0)]),
+        ("within margin", vec![ok(10.0), ok(8.5)]),
+        ("better but not eligible", vec![ok(10.0), few(1.0)]),
+        (
+            "current has no samples yet",
+            vec![
+                View {
+                    rtt_ms: None,
+                    ..ok(0.0)
+                },
+                ok(1.0),
+            ],
+        ),
+    ];
+    for (name, views) in cases {
+        let mut hold = None;
+        let t0 = Instant::now();
+        for step in 0..3 {
+            let now = t0 + Duration::from_secs(10 * step);
+            let got = decide(&views, at(0), &POLICY, &mut hold, &[], now);
+            assert_eq!(got, Decision::Stay, "{name}");
+        }
+    }
+}
