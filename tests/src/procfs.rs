@@ -93,9 +93,37 @@ pub fn cmdline(pid: i32) -> Vec<String> {
 
 /// The resident set size of `pid` in KiB (`VmRSS` in `/proc/<pid>/status`).
 pub fn rss_kib(pid: i32) -> Option<u64> {
+    status_kib(pid, "VmRSS")
+}
+
+/// A KiB field of `/proc/<pid>/status`: `VmRSS`, `RssAnon`, `RssFile`, `VmHWM`, ...
+pub fn status_kib(pid: i32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
     line.split_whitespace().next()?.parse().ok()
+}
+
+/// The proportional set size of `pid` in KiB (`Pss` in `/proc/<pid>/smaps_rollup`):
+/// its resident pages, each shared page divided by the number of processes mapping it.
+pub fn pss_kib(pid: i32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let line = rollup.lines().find_map(|l| l.strip_prefix("Pss:"))?;
+    line.split_whitespace().next()?.parse().ok()
+}
+
+/// Nanoseconds the live threads of `pid` have run on a CPU (first field of
+/// `/proc/<pid>/task/*/schedstat`): finer than [`cpu_ticks`], but blind to
+/// threads that have exited.
+pub fn cpu_ns(pid: i32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0;
+    for task in tasks.flatten() {
+        let text = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
 }
 
 /// CPU time `pid` has used, user plus system, in clock ticks (fields 14 and 15
@@ -180,6 +208,9 @@ mod tests {
         assert_eq!(ns_pids(me).first(), Some(&me));
         assert!(rss_kib(me).is_some_and(|kib| kib > 0));
         assert!(cpu_ticks(me).is_some());
+        assert!(status_kib(me, "RssAnon").is_some_and(|kib| kib > 0));
+        assert!(cpu_ns(me).is_some_and(|ns| ns > 0));
+        assert!(pss_kib(me).is_some_and(|kib| kib > 0));
         assert_eq!(exe(me), std::env::current_exe().ok());
     }
 

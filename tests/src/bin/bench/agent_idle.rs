@@ -30,6 +30,7 @@ pub async fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
     tokio::time::sleep(SETTLE).await;
 
     let rss = procfs::rss_kib(pid).context("read the agent's VmRSS")?;
+    let breakdown = rss_breakdown(pid);
     let server_pid = server.pid().context("nats-server is not running")? as i32;
     let server_rss = procfs::rss_kib(server_pid).context("read nats-server's VmRSS")?;
 
@@ -39,7 +40,7 @@ pub async fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
     } else {
         CPU_WINDOW
     };
-    let (pct, ticks) = cpu_pct(pid, window).await?;
+    let cpu = cpu_use(pid, window).await?;
     let rss_after = procfs::rss_kib(pid).context("read the agent's VmRSS")?;
 
     report.add(
@@ -48,7 +49,7 @@ pub async fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
         "KiB",
         Some(RSS_TARGET_KIB),
         format!(
-            "VmRSS {}s after the agent answered; {rss_after} KiB after the CPU window",
+            "VmRSS {}s after the agent answered ({breakdown}); {rss_after} KiB after the CPU window",
             SETTLE.as_secs()
         ),
     );
@@ -64,26 +65,62 @@ pub async fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
     );
     report.add(
         "agent_idle_cpu_pct",
-        pct,
+        cpu.pct,
         "%",
         Some(CPU_TARGET_PCT),
         format!(
-            "{ticks} clock ticks (utime+stime) over {}s{}, % of one core",
-            window.as_secs(),
-            if bench.quick { " (quick)" } else { "" }
+            "{} clock ticks at {} Hz (utime+stime) over {:.1}s{}, % of one core; schedstat: {:.1} ms on CPU = {:.4} %",
+            cpu.ticks,
+            cpu.hz,
+            cpu.elapsed.as_secs_f64(),
+            if bench.quick { " (quick)" } else { "" },
+            cpu.sched_ns as f64 / 1e6,
+            cpu.sched_ns as f64 / cpu.elapsed.as_nanos() as f64 * 100.0,
         ),
     );
     Ok(())
 }
 
-/// CPU used by `pid` over `window`, as % of one core, and the raw tick count.
-async fn cpu_pct(pid: i32, window: Duration) -> anyhow::Result<(f64, u64)> {
-    let hz = sysconf(SysconfVar::CLK_TCK)?.context("CLK_TCK is not defined")? as f64;
-    let before = procfs::cpu_ticks(pid).context("read the agent's /proc stat")?;
+/// CPU used over a window.
+struct CpuUse {
+    /// utime+stime over the window, as % of one core.
+    pct: f64,
+    /// utime+stime, in clock ticks.
+    ticks: u64,
+    /// Clock ticks per second.
+    hz: i64,
+    /// Time on a CPU of the live threads, from schedstat (finer).
+    sched_ns: u64,
+    /// The window's actual length.
+    elapsed: Duration,
+}
+
+/// CPU used by `pid` over `window`.
+async fn cpu_use(pid: i32, window: Duration) -> anyhow::Result<CpuUse> {
+    let hz = sysconf(SysconfVar::CLK_TCK)?.context("CLK_TCK is not defined")?;
+    let ticks_before = procfs::cpu_ticks(pid).context("read the agent's /proc stat")?;
+    let ns_before = procfs::cpu_ns(pid).unwrap_or(0);
     let started = Instant::now();
     tokio::time::sleep(window).await;
-    let after = procfs::cpu_ticks(pid).context("the agent exited during the CPU window")?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let ticks = after.saturating_sub(before);
-    Ok((ticks as f64 / hz / elapsed * 100.0, ticks))
+    let ticks_after = procfs::cpu_ticks(pid).context("the agent exited during the CPU window")?;
+    let ns_after = procfs::cpu_ns(pid).unwrap_or(0);
+    let elapsed = started.elapsed();
+    let ticks = ticks_after.saturating_sub(ticks_before);
+    Ok(CpuUse {
+        pct: ticks as f64 / hz as f64 / elapsed.as_secs_f64() * 100.0,
+        ticks,
+        hz,
+        sched_ns: ns_after.saturating_sub(ns_before),
+        elapsed,
+    })
+}
+
+/// `RssAnon`, `RssFile` and `RssShmem` of `pid`, for the detail.
+fn rss_breakdown(pid: i32) -> String {
+    ["RssAnon", "RssFile", "RssShmem"]
+        .map(|f| match procfs::status_kib(pid, f) {
+            Some(kib) => format!("{f} {kib} KiB"),
+            None => format!("{f} ?"),
+        })
+        .join(", ")
 }

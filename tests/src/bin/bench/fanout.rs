@@ -46,7 +46,9 @@ pub async fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
         "  killed {AGENTS} agents in {:.1} s",
         teardown.as_secs_f64()
     );
-    if !left.is_empty() {
+    if left.is_empty() {
+        println!("  no agent, child or server left running");
+    } else {
         let names: Vec<String> = left
             .iter()
             .map(|s| format!("{}:{}", s.pid, s.comm))
@@ -72,10 +74,8 @@ async fn measure(
     let started = Instant::now();
     start_fleet(bench, control, &server.client_url(), &ids, guards).await?;
     let startup = started.elapsed();
-    let rss: u64 = guards
-        .iter()
-        .filter_map(|g| procfs::rss_kib(g.pid() as i32))
-        .sum();
+    let rss = average_kib(guards, procfs::rss_kib);
+    let pss = average_kib(guards, procfs::pss_kib);
     let server_rss = server
         .pid()
         .and_then(|p| procfs::rss_kib(p as i32))
@@ -86,8 +86,7 @@ async fn measure(
         "s",
         None,
         format!(
-            "spawn in batches of {BATCH} until fleet::list shows {AGENTS} live; agents' RSS {} KiB on average, nats-server {server_rss} KiB",
-            rss / AGENTS as u64
+            "spawn in batches of {BATCH} until fleet::list shows {AGENTS} live; per agent on average RSS {rss} KiB, PSS {pss} KiB (shared pages split); nats-server RSS {server_rss} KiB"
         ),
     );
 
@@ -180,6 +179,12 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
+}
+
+/// The average of `read` over the guarded processes, in KiB.
+fn average_kib(guards: &[ProcessGuard], read: fn(i32) -> Option<u64>) -> u64 {
+    let values: Vec<u64> = guards.iter().filter_map(|g| read(g.pid() as i32)).collect();
+    values.iter().sum::<u64>() / (values.len().max(1) as u64)
 }
 
 /// Agents of this fleet (`f-*`) the listing says are live.
