@@ -32,9 +32,9 @@ bench: tools
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) run --release -p geolb-tests --bin bench
 
-## demo: a control plane and a 3-region super-cluster under agents, driven through the back channel
+## demo: the lab and the four scenarios with short timings, then a summary (about 2 min after the build)
 demo: tools
-	$(CARGO) build --release --workspace --bins
+	$(CARGO) build --profile demo -p geolb -p geolb-agent
 	./scripts/demo.sh
 
 ## clean: remove build output (keeps the downloaded .tools/; `rm -rf .tools` to refetch)

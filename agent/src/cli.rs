@@ -38,6 +38,8 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Run the headless NATS test client (elects a server, sends and measures traffic).
     Client(Box<ClientArgs>),
+    /// Run the WAN link emulator for the links in a file, driven over the control plane.
+    Wan(Box<crate::wan::WanArgs>),
 }
 
 /// Flags of `geolb-agent run`.

@@ -19,6 +19,7 @@
 //! - [`monitor`]: the nats-server monitoring endpoints.
 //! - [`binaries`]: finding installed nats-server versions.
 //! - [`identity`]: id, region, role, host.
+//! - [`wan`]: `geolb-agent wan`, the WAN emulator process.
 //! - [`client`]: `geolb-agent client`, the headless NATS test client.
 
 pub mod binaries;
@@ -31,3 +32,4 @@ pub mod monitor;
 pub mod run;
 pub mod signals;
 pub mod supervisor;
+pub mod wan;

@@ -17,6 +17,7 @@ fn main() {
         match cli.command {
             Command::Run(args) => geolb_agent::run::run(*args).await,
             Command::Client(args) => geolb_agent::client::run(*args).await,
+            Command::Wan(args) => geolb_agent::wan::run(*args).await,
         }
     });
     match outcome {

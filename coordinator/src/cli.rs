@@ -38,6 +38,12 @@ pub enum Command {
     Cmd(CmdArgs),
     /// Follow agent events until Ctrl-C.
     Watch(WatchArgs),
+    /// The local lab: init, up, status, down.
+    Lab(crate::lab::cli::LabArgs),
+    /// Run a failure scenario on the lab.
+    Scenario(crate::scenario::ScenarioArgs),
+    /// Stored scenario reports: ls, summary, show.
+    Report(crate::report::cli::ReportArgs),
 }
 
 /// Parses the command line; `Err` holds the exit code after help, version or a usage error was printed.
@@ -82,6 +88,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let subject = args.subject()?;
             watch::run(&Control::connect(&cli.control).await?, &subject, args.json).await
         }
+        Command::Lab(args) => crate::lab::cli::run(args).await,
+        Command::Scenario(args) => crate::scenario::run(args).await,
+        Command::Report(args) => crate::report::cli::run(&cli.lab_control().await?, args).await,
+    }
+}
+
+impl Cli {
+    /// `--control` when given, else the control plane of the lab in
+    /// `GEOLB_LAB_DIR` (default `.lab`).
+    pub async fn lab_control(&self) -> anyhow::Result<Control> {
+        if self.control.url.is_some() {
+            return Ok(Control::connect(&self.control).await?);
+        }
+        let dir = crate::lab::state::lab_dir(None);
+        let state = crate::lab::state::LabState::load(&dir)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "no --control given and no lab in {}; pass --control or start `geolb lab up`",
+                dir.display()
+            )
+        })?;
+        crate::lab::up::connect(&state).await
     }
 }
 
@@ -92,7 +119,7 @@ pub fn report(error: &anyhow::Error) -> ExitCode {
             return ExitCode::SUCCESS;
         }
     }
-    eprintln!("geolb: {error}");
+    eprintln!("geolb: {error:#}");
     if error.downcast_ref::<UsageError>().is_some() {
         ExitCode::from(USAGE_EXIT)
     } else {

@@ -104,6 +104,17 @@ pub struct Traffic {
     pub latency_ms: Percentiles,
 }
 
+/// What a client received from one sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SenderCounts {
+    /// First copies received.
+    pub received: u64,
+    /// Sequence numbers never received.
+    pub lost: u64,
+    /// Copies already received.
+    pub duplicated: u64,
+}
+
 /// Sent every report interval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientStatus {
@@ -127,6 +138,10 @@ pub struct ClientStatus {
     pub traffic: Traffic,
     /// Server switches so far.
     pub switches: u32,
+    /// What it received from each sender (by sender id), so losses can be
+    /// told apart by who sent them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub by_sender: std::collections::BTreeMap<String, SenderCounts>,
 }
 
 /// Why a client moved.
@@ -209,6 +224,15 @@ mod tests {
             }],
             traffic: Traffic::default(),
             switches: 0,
+            by_sender: [(
+                "lon-rtt-1".to_string(),
+                SenderCounts {
+                    received: 5,
+                    lost: 1,
+                    duplicated: 0,
+                },
+            )]
+            .into(),
         });
         assert_eq!(ClientRecord::decode(&record.encode()).unwrap(), record);
     }

@@ -119,7 +119,8 @@ pub struct StopArgs {
     /// How to stop; `term` when absent.
     #[serde(default)]
     pub mode: StopMode,
-    /// How long to wait before SIGKILL; the agent's default when absent.
+    /// `term`: how long before SIGKILL; `ldm`: how long the drain may take
+    /// before SIGINT ends it (SIGKILL 5 s later). The agent's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grace: Option<WireDuration>,
 }
@@ -136,6 +137,10 @@ pub struct UpgradeArgs {
     /// How long the health gate may take; the agent's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<WireDuration>,
+    /// How long the drain may take before SIGINT ends it (clients that have
+    /// not left by then are disconnected); the agent's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace: Option<WireDuration>,
 }
 
 /// Arguments of `flap`.
@@ -380,6 +385,7 @@ mod tests {
                 to: "2.14.6".into(),
                 drain: true,
                 timeout: Some(WireDuration::from_millis(5000)),
+                grace: None,
             }),
             Request::Flap(FlapArgs {
                 down: Some(WireDuration::from_millis(100)),

@@ -22,6 +22,7 @@
 //! - [`status`]: the agent's state, shared by replies and heartbeats.
 //! - [`event`]: heartbeats and events.
 //! - [`metrics`]: process, host and nats-server metrics.
+//! - [`wan`]: link behaviour and the WAN emulator's commands.
 //! - `connect` (feature `connect`): control-plane URL and auth flags, as async-nats options.
 //! - `logging` (feature `connect`): `--log-format` and the tracing set-up of both binaries.
 
@@ -37,6 +38,7 @@ pub mod metrics;
 pub mod reply;
 pub mod status;
 pub mod subject;
+pub mod wan;
 
 pub use command::{
     Command, FlapArgs, FlapMode, Request, ScaleArgs, StopArgs, StopMode, UpgradeArgs, Verb,

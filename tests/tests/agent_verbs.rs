@@ -64,7 +64,11 @@ async fn stop_start_restart_and_status() {
     let control = control_plane();
     let url = control.client_url();
     let (_agent, server) = server_agent(&control, "v-1").await;
-    assert_eq!(healthz(&server), 200);
+    // `running` means spawned; the server answers /healthz a moment later.
+    wait_for("healthz", T, || async {
+        (healthz(&server) == 200).then_some(())
+    })
+    .await;
 
     for mode in ["ldm", "term", "kill"] {
         let (code, row) = cmd(&url, &["stop", "v-1", "--mode", mode]);

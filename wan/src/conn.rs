@@ -9,8 +9,8 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::debug;
 
-use crate::config::{LinkConfig, LinkState};
 use crate::pipe::{pipe, Broken, Direction};
+use geolb_proto::wan::{LinkConfig, LinkState};
 
 /// Counters shared by a link and its connections.
 #[derive(Debug, Default)]

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::LinkConfig;
 use crate::link::{Link, LinkStats};
 use crate::Error;
+use geolb_proto::wan::LinkConfig;
 
 /// A named set of links; clones share the same links.
 #[derive(Clone, Debug, Default)]

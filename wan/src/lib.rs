@@ -40,7 +40,6 @@
 //! - [`timer`]: `sleep_until`, the precise timer.
 //! - `conn`, `pipe`: one connection, one direction.
 
-pub mod config;
 mod conn;
 pub mod emulator;
 pub mod link;
@@ -49,8 +48,8 @@ pub mod timer;
 
 use std::net::SocketAddr;
 
-pub use config::{LinkConfig, LinkState};
 pub use emulator::{Emulator, LinkInfo};
+pub use geolb_proto::wan::{LinkConfig, LinkState};
 pub use link::{Link, LinkStats};
 pub use timer::sleep_until;
 

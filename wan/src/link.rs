@@ -10,9 +10,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use crate::config::LinkConfig;
 use crate::conn::{serve, Counters};
 use crate::Error;
+use geolb_proto::wan::LinkConfig;
 
 /// Traffic counters of a link.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::config::{LinkConfig, LinkState};
 use crate::timer::sleep_until;
+use geolb_proto::wan::{LinkConfig, LinkState};
 
 /// Bytes read at most per chunk.
 pub const CHUNK: usize = 64 * 1024;

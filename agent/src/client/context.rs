@@ -93,6 +93,7 @@ impl Context {
             candidates: self.table.candidates(),
             traffic: self.traffic.snapshot(),
             switches: self.switches.load(Ordering::Relaxed),
+            by_sender: self.traffic.lock().by_sender(),
         })
     }
 

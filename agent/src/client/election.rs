@@ -8,7 +8,10 @@
 //!   candidates within max(5 %, 0.1 ms) of the lowest are a tie, won by the
 //!   client's own region, then by the lower RTT.
 //! - The current server that is lost, down, unresponsive or draining is left
-//!   **at once** for the best other candidate. With no other candidate, a
+//!   **at once** for the best other candidate, preferring candidates that
+//!   answered a probe within `recent`: when a whole region is cut, its other
+//!   servers have not timed out yet either, and moving to one would only
+//!   wait out a connect timeout. With no other candidate, a
 //!   lost connection is dropped, but a draining or silent one is kept (it
 //!   may still deliver, or come back).
 //! - A healthy current server is left for a better one only when some
@@ -42,6 +45,8 @@ pub struct View {
     pub fresh: u32,
     /// Health.
     pub health: Health,
+    /// How long ago its last probe was answered (none: never).
+    pub answered_ago: Option<Duration>,
 }
 
 /// The election's parameters.
@@ -55,6 +60,8 @@ pub struct Policy {
     pub hysteresis_min_ms: f64,
     /// How long the margin must hold.
     pub hold: Duration,
+    /// A failover prefers candidates that answered within this.
+    pub recent: Duration,
 }
 
 /// What the driver should do.
@@ -148,7 +155,14 @@ pub fn decide(
         *better_since = None;
         let mut skip = skip.to_vec();
         skip.push(current.index);
-        return match (best(views, policy, &skip), current.failed) {
+        let stale = views
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.answered_ago.is_none_or(|ago| ago > policy.recent))
+            .map(|(i, _)| i);
+        let fresh_only: Vec<usize> = skip.iter().copied().chain(stale).collect();
+        let target = best(views, policy, &fresh_only).or_else(|| best(views, policy, &skip));
+        return match (target, current.failed) {
             (Some(to), _) => Decision::Move { to, reason },
             (None, Some(MoveReason::Lost)) => Decision::Leave { reason },
             // Nowhere to go: a draining or silent server may still deliver.

@@ -7,6 +7,7 @@ const POLICY: Policy = Policy {
     hysteresis_pct: 20.0,
     hysteresis_min_ms: 2.0,
     hold: Duration::from_secs(5),
+    recent: Duration::from_millis(400),
 };
 
 fn ok(rtt: f64) -> View {
@@ -15,6 +16,7 @@ fn ok(rtt: f64) -> View {
         rtt_ms: Some(rtt),
         fresh: 5,
         health: Health::Healthy,
+        answered_ago: Some(Duration::from_millis(100)),
     }
 }
 
@@ -232,4 +234,55 @@ fn stays_when_nothing_is_clearly_better() {
             assert_eq!(got, Decision::Stay, "{name}");
         }
     }
+}
+
+#[test]
+fn failover_prefers_candidates_that_answered_recently() {
+    // lon-1 (current) went silent; lon-2 is as cut but has not timed out yet;
+    // ams answered just now.
+    let silent = View {
+        answered_ago: Some(Duration::from_millis(650)),
+        ..own(0.5)
+    };
+    let views = [with(Health::Unresponsive, 0.5), silent, ok(8.0)];
+    let current = Current {
+        index: 0,
+        failed: None,
+    };
+    let decision = decide(
+        &views,
+        Some(current),
+        &POLICY,
+        &mut None,
+        &[],
+        Instant::now(),
+    );
+    assert_eq!(
+        decision,
+        Decision::Move {
+            to: 2,
+            reason: MoveReason::Unresponsive
+        }
+    );
+    // With nothing recent, the best eligible still wins.
+    let stale_ams = View {
+        answered_ago: Some(Duration::from_secs(2)),
+        ..ok(8.0)
+    };
+    let views = [with(Health::Unresponsive, 0.5), silent, stale_ams];
+    let decision = decide(
+        &views,
+        Some(current),
+        &POLICY,
+        &mut None,
+        &[],
+        Instant::now(),
+    );
+    assert_eq!(
+        decision,
+        Decision::Move {
+            to: 1,
+            reason: MoveReason::Unresponsive
+        }
+    );
 }

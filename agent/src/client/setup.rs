@@ -87,6 +87,7 @@ impl Plan {
                 hysteresis_pct: args.hysteresis_pct,
                 hysteresis_min_ms: args.hysteresis_min.0.as_secs_f64() * 1000.0,
                 hold: args.hold.0,
+                recent: args.probe_interval.0 * 2,
             },
             interval: args.probe_interval.0,
             election_window: args.election_window.0,

@@ -171,6 +171,10 @@ impl Table {
                         .filter(|(at, _)| now.saturating_duration_since(*at) <= self.fresh_for)
                         .count() as u32,
                     health: health(entry),
+                    answered_ago: entry
+                        .samples
+                        .back()
+                        .map(|(at, _)| now.saturating_duration_since(*at)),
                 })
                 .collect()
         })

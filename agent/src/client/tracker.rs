@@ -34,6 +34,28 @@ pub struct Counts {
     pub out_of_order: u64,
 }
 
+impl Counts {
+    /// Field by field sum.
+    fn plus(self, o: Counts) -> Counts {
+        Counts {
+            received: self.received + o.received,
+            lost: self.lost + o.lost,
+            duplicated: self.duplicated + o.duplicated,
+            out_of_order: self.out_of_order + o.out_of_order,
+        }
+    }
+
+    /// Field by field difference (`o` is never larger: it was added before).
+    fn minus(self, o: Counts) -> Counts {
+        Counts {
+            received: self.received - o.received,
+            lost: self.lost - o.lost,
+            duplicated: self.duplicated - o.duplicated,
+            out_of_order: self.out_of_order - o.out_of_order,
+        }
+    }
+}
+
 /// How one arrival was classified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arrival {
@@ -48,6 +70,8 @@ pub enum Arrival {
 /// One sender's sequence state.
 #[derive(Debug, Clone)]
 pub struct Sequence {
+    /// What was received from this sender.
+    pub counts: Counts,
     run: u64,
     baseline: u64,
     highest: u64,
@@ -58,6 +82,10 @@ impl Sequence {
     /// Starts at the first number seen (the baseline).
     pub fn new(run: u64, seq: u64) -> Sequence {
         Sequence {
+            counts: Counts {
+                received: 1,
+                ..Counts::default()
+            },
             run,
             baseline: seq,
             highest: seq,
@@ -112,7 +140,11 @@ impl Receiver {
         let mut counts = self.counts;
         let arrival = match self.senders.get_mut(&header.id) {
             Some(sequence) if sequence.run == header.run => {
-                sequence.observe(header.seq, &mut counts)
+                let mut own = sequence.counts;
+                let arrival = sequence.observe(header.seq, &mut own);
+                let before = std::mem::replace(&mut sequence.counts, own);
+                counts = counts.plus(own).minus(before);
+                arrival
             }
             // From a previous run of a restarted sender: a straggler, ignored.
             Some(sequence) if sequence.run > header.run => return Arrival::Late,
@@ -127,6 +159,9 @@ impl Receiver {
         let overlapping = self.overlap_until.is_some_and(|until| now < until);
         if arrival == Arrival::Duplicate && overlapping {
             counts.duplicated -= 1;
+            if let Some(sequence) = self.senders.get_mut(&header.id) {
+                sequence.counts.duplicated -= 1;
+            }
         }
         if arrival != Arrival::Duplicate {
             self.latency
@@ -144,6 +179,24 @@ impl Receiver {
     /// The totals.
     pub fn counts(&self) -> Counts {
         self.counts
+    }
+
+    /// What was received from each sender.
+    pub fn by_sender(
+        &self,
+    ) -> std::collections::BTreeMap<String, geolb_proto::client::SenderCounts> {
+        self.senders
+            .iter()
+            .map(|(id, s)| {
+                let c = s.counts;
+                let counts = geolb_proto::client::SenderCounts {
+                    received: c.received,
+                    lost: c.lost,
+                    duplicated: c.duplicated,
+                };
+                (id.clone(), counts)
+            })
+            .collect()
     }
 
     /// Senders heard from.

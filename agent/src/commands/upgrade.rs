@@ -21,8 +21,9 @@ pub async fn upgrade(ctx: &Context, args: UpgradeArgs) -> Result<(), ReplyError>
         None => ServerMetrics::default(),
     };
     tracing::info!(from = %from, to = %program.display(), drain = args.drain, "Upgrade began.");
+    let grace = args.grace.map(|g| g.0);
     ctx.handle
-        .replace_program(program.clone(), args.drain, None)
+        .replace_program(program.clone(), args.drain, grace)
         .await?;
     let to = match &ctx.monitor {
         Some(monitor) => {

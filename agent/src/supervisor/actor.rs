@@ -18,6 +18,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
+/// After a drain's grace ends with SIGINT, how long before SIGKILL.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
 /// Safety-net reap interval, for coalesced SIGCHLDs.
 const REAP_EVERY: Duration = Duration::from_secs(1);
 /// Drain probe interval.
@@ -163,7 +165,17 @@ impl Actor {
         for pos in 0..self.replicas.len() {
             let replica = &mut self.replicas[pos];
             if let (Some(at), Some(pid)) = (replica.kill_at, replica.pid) {
-                if at <= now {
+                if at <= now && replica.state == ChildState::Draining && !replica.interrupted {
+                    // A drain that ran out of time ends with a graceful shutdown first.
+                    replica.interrupted = true;
+                    replica.kill_at = Some(now + INTERRUPT_GRACE);
+                    info!(
+                        replica = replica.index,
+                        pid = pid.as_raw(),
+                        "Drain grace over; shutting the server down with SIGINT."
+                    );
+                    child::signal_pid(pid, crate::signals::Signal::Int);
+                } else if at <= now {
                     replica.kill_at = None;
                     replica.state = ChildState::Stopping;
                     warn!(

@@ -22,7 +22,7 @@ pub struct VerbFlags {
     /// stop, restart: ldm, term or kill. flap: stop, kill or pause.
     #[arg(long, env = "GEOLB_CMD_MODE")]
     pub mode: Option<String>,
-    /// stop, restart: how long to wait before SIGKILL (500ms, 30s).
+    /// stop, restart: before SIGKILL (term) or SIGINT (ldm); upgrade: how long the drain may take.
     #[arg(long, env = "GEOLB_CMD_GRACE")]
     pub grace: Option<WireDuration>,
     /// upgrade: an installed nats-server version (2.14.6) or a binary path.
@@ -57,7 +57,7 @@ fn allowed(verb: Verb) -> &'static [&'static str] {
     match verb {
         Verb::Status | Verb::Start => &[],
         Verb::Stop | Verb::Restart => &["mode", "grace"],
-        Verb::Upgrade => &["to", "drain", "health-timeout"],
+        Verb::Upgrade => &["to", "drain", "health-timeout", "grace"],
         Verb::Flap => &["mode", "down", "up", "cycles", "cancel"],
         Verb::Scale => &["replicas"],
     }

@@ -47,6 +47,7 @@ fn builds_each_verb() {
                 to: "2.14.6".into(),
                 drain: true,
                 timeout: None,
+                grace: None,
             }),
         ),
         (
@@ -63,6 +64,7 @@ fn builds_each_verb() {
                 to: "/bin/x".into(),
                 drain: false,
                 timeout: ms(60_000),
+                grace: None,
             }),
         ),
         (
@@ -156,6 +158,7 @@ fn timeouts_allow_for_drains_and_grace() {
             to: "v".into(),
             drain: true,
             timeout,
+            grace: None,
         })
     };
     let secs = Duration::from_secs;

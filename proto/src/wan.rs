@@ -1,4 +1,11 @@
-//! What a link does to its traffic: one-way delays, jitter and a state.
+//! The WAN emulator on the wire: what a link does to its traffic (one-way
+//! delays, jitter and a state), and the commands that change it.
+//!
+//! An emulator process (`geolb-agent wan`) registers as the micro service
+//! [`SERVICE_NAME`] with the endpoints `list` and `set` on
+//! `geolb.wan.<id>.<verb>`. Requests are [`crate::Command`]s (an id and
+//! arguments, as for agents); `set` takes [`SetLinks`]; both answer a
+//! [`WanReply`] listing the links they touched (or all, for `list`).
 
 use std::fmt;
 use std::time::Duration;
@@ -33,7 +40,7 @@ impl fmt::Display for LinkState {
 /// In JSON the durations are milliseconds as numbers (fractions allowed), every field
 /// is optional: `{"delay_out_ms": 4, "delay_back_ms": 4, "jitter_ms": 0.2, "state": "up"}`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct LinkConfig {
     /// One-way delay from the dialler to the target.
     #[serde(rename = "delay_out_ms", with = "millis")]
@@ -97,6 +104,83 @@ mod millis {
     }
 }
 
+/// Name of the micro service every emulator registers.
+pub const SERVICE_NAME: &str = "geolb-wan";
+
+/// Subject of one verb (`list` or `set`) on one emulator: `geolb.wan.<id>.<verb>`.
+pub fn subject(emulator_id: &str, verb: &str) -> String {
+    format!("geolb.wan.{emulator_id}.{verb}")
+}
+
+/// One link of an emulator's links file (written by the lab).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    /// Unique name, e.g. `gw:lon->ams/0` or `cl:lon->ams-1`.
+    pub name: String,
+    /// Address to listen on (`127.0.0.1:PORT`).
+    pub listen: String,
+    /// Address to forward to.
+    pub target: String,
+    /// Behaviour at start.
+    #[serde(default)]
+    pub config: LinkConfig,
+}
+
+/// Arguments of `set`: which links, and their new behaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetLinks {
+    /// Link names; a name ending in `*` matches every link with that prefix.
+    pub links: Vec<String>,
+    /// The behaviour they all get.
+    pub config: LinkConfig,
+}
+
+impl SetLinks {
+    /// Whether `name` is one of the links meant.
+    pub fn matches(&self, name: &str) -> bool {
+        self.links
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => name == pattern,
+            })
+    }
+}
+
+/// One link as the emulator reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkView {
+    /// Its name.
+    pub name: String,
+    /// Where it listens.
+    pub listen: String,
+    /// Where it forwards to.
+    pub target: String,
+    /// Its behaviour.
+    pub config: LinkConfig,
+    /// Connections open now.
+    pub open: u64,
+}
+
+/// The answer to `list` and `set`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WanReply {
+    /// Protocol version.
+    #[serde(default = "crate::default_version")]
+    pub v: u32,
+    /// The command id this answers.
+    pub id: String,
+    /// Whether it was applied.
+    pub ok: bool,
+    /// Why not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::ReplyError>,
+    /// The links listed or changed.
+    pub links: Vec<LinkView>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +209,21 @@ mod tests {
         assert_eq!(c.delay_back, Duration::ZERO);
         assert_eq!(c.state, LinkState::Reset);
         assert!(serde_json::from_str::<LinkConfig>(r#"{"jitter_ms": -1}"#).is_err());
+    }
+
+    #[test]
+    fn set_links_match_names_and_prefixes() {
+        let set: SetLinks = serde_json::from_str(
+            r#"{"links":["gw:lon->ams/0","cl:*->lon-*"],"config":{"state":"cut"}}"#,
+        )
+        .unwrap();
+        assert!(set.matches("gw:lon->ams/0"));
+        assert!(!set.matches("gw:lon->ams/1"));
+        assert!(
+            set.matches("cl:*->lon-2"),
+            "a literal * before the last is not a glob"
+        );
+        assert!(serde_json::from_str::<SetLinks>(r#"{"links":[],"config":{"nope":1}}"#).is_err());
     }
 
     #[test]

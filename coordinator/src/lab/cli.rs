@@ -1,0 +1,172 @@
+//! `geolb lab init | up | status | down`.
+
+use super::config::{LabConfig, TEMPLATE};
+use super::state::{lab_dir, LabState};
+use super::up::{connect, Binaries};
+use crate::table::Table;
+use crate::{emit, UsageError};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Flags of `geolb lab`.
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// Lab directory (state, configs, logs, the control plane's store).
+    #[arg(long, env = "GEOLB_LAB_DIR", global = true)]
+    pub dir: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: LabCommand,
+}
+
+/// The lab's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Write the default configuration, commented, to FILE (default lab.toml).
+    Init {
+        /// Where to write it.
+        #[arg(default_value = "lab.toml")]
+        file: PathBuf,
+    },
+    /// Start the lab and return when everything is healthy.
+    Up {
+        /// Configuration file (default: the built-in default lab).
+        #[arg(long, env = "GEOLB_LAB_CONFIG")]
+        config: Option<PathBuf>,
+        /// Folder of installed nats-server versions.
+        #[arg(long, env = "GEOLB_SERVERS_DIR", default_value = ".tools/nats-server")]
+        servers_dir: PathBuf,
+    },
+    /// Show the lab: control plane, servers, clients.
+    Status {
+        /// Print JSON.
+        #[arg(long, env = "GEOLB_JSON")]
+        json: bool,
+    },
+    /// Stop everything the lab started.
+    Down,
+}
+
+/// Runs `geolb lab ...`.
+pub async fn run(args: &LabArgs) -> anyhow::Result<ExitCode> {
+    let dir = lab_dir(args.dir.clone());
+    match &args.command {
+        LabCommand::Init { file } => init(file),
+        LabCommand::Up {
+            config,
+            servers_dir,
+        } => {
+            let config = load(config.as_ref())?;
+            let bins = Binaries::find(servers_dir.clone(), &config.nats_version)?;
+            let state = super::up::up(config, &dir, &bins).await?;
+            emit(&format!(
+                "lab up in {}: control plane {}, {} processes; `geolb lab status` shows it\n",
+                state.dir.display(),
+                state.control_url,
+                state.processes.len()
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Status { json } => {
+            let state = LabState::load(&dir)?.ok_or_else(|| no_lab(&dir))?;
+            let control = connect(&state).await?;
+            let status = super::status::status(&state, &control).await?;
+            if *json {
+                emit(&format!("{}\n", serde_json::to_string_pretty(&status)?))?;
+            } else {
+                print_status(&status)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Down => match super::down::down(&dir)? {
+            None => {
+                emit(&format!("no lab in {}\n", dir.display()))?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Some(down) if down.left.is_empty() => {
+                emit(&format!(
+                    "lab down: {} processes stopped, none left\n",
+                    down.stopped
+                ))?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Some(down) => anyhow::bail!(
+                "lab down: processes {:?} would not stop; kill them by hand",
+                down.left
+            ),
+        },
+    }
+}
+
+/// The lab's configuration: the file given, else the default.
+pub fn load(file: Option<&PathBuf>) -> anyhow::Result<LabConfig> {
+    let Some(file) = file else {
+        return Ok(LabConfig::default());
+    };
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    LabConfig::parse(&text).map_err(|e| UsageError(format!("{}: {e}", file.display())).into())
+}
+
+/// The error for commands that need a running lab.
+pub fn no_lab(dir: &std::path::Path) -> anyhow::Error {
+    anyhow::anyhow!("no lab in {}; start one with `geolb lab up`", dir.display())
+}
+
+fn init(file: &PathBuf) -> anyhow::Result<ExitCode> {
+    if file.exists() {
+        return Err(UsageError(format!(
+            "{} exists; remove it or name another file",
+            file.display()
+        ))
+        .into());
+    }
+    std::fs::write(file, TEMPLATE)?;
+    emit(&format!(
+        "wrote {}; start the lab with `geolb lab up --config {}`\n",
+        file.display(),
+        file.display()
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_status(status: &super::status::LabStatus) -> anyhow::Result<()> {
+    let mut out = format!(
+        "lab in {} ({}, {} processes alive)\ncontrol plane: {}\n\n",
+        status.dir,
+        if status.ready { "ready" } else { "not ready" },
+        status.processes,
+        status.control_url
+    );
+    let mut servers = Table::new([
+        "SERVER",
+        "REGION",
+        "CLIENT URL",
+        "MONITOR",
+        "VERSION",
+        "HEALTHY",
+    ]);
+    for s in &status.servers {
+        let version = s.version.clone().unwrap_or_else(|| "-".into());
+        let healthy = if s.healthy { "yes" } else { "no" };
+        servers.row([
+            s.id.as_str(),
+            &s.region,
+            &s.client_url,
+            &s.monitor_url,
+            &version,
+            healthy,
+        ]);
+    }
+    out.push_str(&servers.render());
+    let mut clients = Table::new(["CLIENT", "REGION", "STRATEGY", "SERVER", "SERVER REGION"]);
+    for c in &status.clients {
+        let server = c.server.clone().unwrap_or_else(|| "-".into());
+        let region = c.server_region.clone().unwrap_or_else(|| "-".into());
+        clients.row([c.id.as_str(), &c.region, &c.strategy, &server, &region]);
+    }
+    out.push('\n');
+    out.push_str(&clients.render());
+    Ok(emit(&out)?)
+}

@@ -1,0 +1,332 @@
+//! The lab's configuration (`lab.toml`): regions, servers and clients per
+//! region, the latency matrix, the nats-server version and the ports. Every
+//! field has a default, so an empty file (or none) is the default lab:
+//! `lon`, `ams`, `dfw`, three servers each, with real round-trip times.
+
+use geolb_proto::subject::validate_name;
+use geolb_proto::WireDuration;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The whole lab configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LabConfig {
+    /// Region names, in order.
+    pub regions: Vec<String>,
+    /// nats-server servers per region.
+    pub servers_per_region: u32,
+    /// The nats-server version the lab starts with (installed by `make tools`).
+    pub nats_version: String,
+    /// First port of the range the lab uses on 127.0.0.1.
+    pub ports_base: u16,
+    /// Clients in every region.
+    pub clients: ClientsConfig,
+    /// Round-trip times.
+    pub latency: LatencyConfig,
+}
+
+/// Clients per region, by strategy, and their traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientsConfig {
+    /// `rtt` clients per region.
+    pub rtt: u32,
+    /// `random` clients per region.
+    pub random: u32,
+    /// `ordered` clients per region.
+    pub ordered: u32,
+    /// Traffic profile: json, html or video.
+    pub profile: String,
+    /// Messages per second per client.
+    pub rate: f64,
+    /// Traffic shards (each client hears the senders of its shard in every region).
+    pub shards: u32,
+}
+
+/// Round-trip times between and within regions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LatencyConfig {
+    /// Round-trip time within a region.
+    pub intra_region: WireDuration,
+    /// Round-trip time of each pair, keyed `"a-b"` (either order, once).
+    pub pairs: BTreeMap<String, WireDuration>,
+}
+
+impl Default for LabConfig {
+    fn default() -> Self {
+        LabConfig {
+            regions: ["lon", "ams", "dfw"].map(String::from).to_vec(),
+            servers_per_region: 3,
+            nats_version: "2.12.8".into(),
+            ports_base: 14_000,
+            clients: ClientsConfig::default(),
+            latency: LatencyConfig::default(),
+        }
+    }
+}
+
+impl Default for ClientsConfig {
+    fn default() -> Self {
+        ClientsConfig {
+            rtt: 4,
+            random: 2,
+            ordered: 0,
+            profile: "json".into(),
+            rate: 5.0,
+            shards: 4,
+        }
+    }
+}
+
+impl Default for LatencyConfig {
+    fn default() -> Self {
+        let ms = |m: u64| WireDuration::from_millis(m);
+        LatencyConfig {
+            intra_region: WireDuration(Duration::from_micros(500)),
+            pairs: [
+                ("lon-ams", ms(8)),
+                ("lon-dfw", ms(105)),
+                ("ams-dfw", ms(115)),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        }
+    }
+}
+
+/// A configuration that cannot make a lab.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The file is not valid TOML or has an unknown key.
+    #[error("{0}")]
+    Parse(String),
+    /// Something is out of range or inconsistent.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl LabConfig {
+    /// Parses and checks a `lab.toml`.
+    pub fn parse(text: &str) -> Result<LabConfig, ConfigError> {
+        let config: LabConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Parse(format!("lab config: {e}")))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges, names and the latency matrix.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.regions.is_empty() || self.regions.len() > 8 {
+            return invalid(format!(
+                "regions: give 1 to 8 regions, not {}",
+                self.regions.len()
+            ));
+        }
+        for (i, region) in self.regions.iter().enumerate() {
+            validate_name("region", region).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            if self.regions[..i].contains(region) {
+                return invalid(format!("regions: {region:?} is listed twice"));
+            }
+        }
+        if !(1..=9).contains(&self.servers_per_region) {
+            return invalid(format!(
+                "servers_per_region: use 1 to 9, not {}",
+                self.servers_per_region
+            ));
+        }
+        let c = &self.clients;
+        if c.rtt + c.random + c.ordered > 100 {
+            return invalid("clients: at most 100 per region on one machine".into());
+        }
+        if !["json", "html", "video"].contains(&c.profile.as_str()) {
+            return invalid(format!(
+                "clients.profile: {:?} is not json, html or video",
+                c.profile
+            ));
+        }
+        if !(c.rate > 0.0 && c.rate <= 1000.0) {
+            return invalid(format!(
+                "clients.rate: use more than 0 and at most 1000 per second, not {}",
+                c.rate
+            ));
+        }
+        if c.shards == 0 {
+            return invalid("clients.shards: use 1 or more".into());
+        }
+        if self.ports_base < 1024 || self.ports_base as usize + self.ports_needed() > 60_000 {
+            return invalid(format!(
+                "ports_base: {} leaves no room for the {} ports the lab needs; use 1024 to {}",
+                self.ports_base,
+                self.ports_needed(),
+                60_000 - self.ports_needed()
+            ));
+        }
+        self.rtt_matrix().map(|_| ())
+    }
+
+    /// How many consecutive ports the lab uses from `ports_base`.
+    pub fn ports_needed(&self) -> usize {
+        let r = self.regions.len();
+        let per_region = self.servers_per_region as usize;
+        let s = r * per_region;
+        // Control plane (2); per server: client, http, route, gateway; per
+        // region, a gateway link to every server of the other regions and a
+        // client link to every server.
+        2 + s * 4 + r * (s - per_region) + r * s
+    }
+
+    /// The round-trip time between two regions (the same region: intra-region).
+    pub fn rtt(&self, a: &str, b: &str) -> Duration {
+        if a == b {
+            return self.latency.intra_region.0;
+        }
+        let pairs = self.rtt_matrix().unwrap_or_default();
+        pairs.get(&ordered(a, b)).copied().unwrap_or_default()
+    }
+
+    /// Every pair's RTT, keyed by the pair in sorted order; refuses unknown
+    /// regions, missing pairs, and a pair given twice with different values.
+    fn rtt_matrix(&self) -> Result<BTreeMap<(String, String), Duration>, ConfigError> {
+        let mut matrix = BTreeMap::new();
+        for (key, rtt) in &self.latency.pairs {
+            let (a, b) = key.split_once('-').ok_or_else(|| {
+                ConfigError::Invalid(format!("latency.pairs: {key:?} is not \"region-region\""))
+            })?;
+            for region in [a, b] {
+                if !self.regions.iter().any(|r| r == region) {
+                    return Err(ConfigError::Invalid(format!(
+                        "latency.pairs: {key:?} names {region:?}, which is not in regions {:?}",
+                        self.regions
+                    )));
+                }
+            }
+            if a == b {
+                return Err(ConfigError::Invalid(format!(
+                    "latency.pairs: {key:?} pairs a region with itself; use latency.intra_region"
+                )));
+            }
+            if let Some(old) = matrix.insert(ordered(a, b), rtt.0) {
+                if old != rtt.0 {
+                    return Err(ConfigError::Invalid(format!(
+                        "latency.pairs: {a} and {b} are given two round-trip times ({old:?} and {:?}); keep one",
+                        rtt.0
+                    )));
+                }
+            }
+        }
+        for (i, a) in self.regions.iter().enumerate() {
+            for b in &self.regions[i + 1..] {
+                if !matrix.contains_key(&ordered(a, b)) {
+                    return Err(ConfigError::Invalid(format!(
+                        "latency.pairs: no round-trip time for {a}-{b}; add \"{a}-{b}\" = \"20ms\""
+                    )));
+                }
+            }
+        }
+        Ok(matrix)
+    }
+}
+
+fn ordered(a: &str, b: &str) -> (String, String) {
+    if a <= b {
+        (a.to_string(), b.to_string())
+    } else {
+        (b.to_string(), a.to_string())
+    }
+}
+
+/// The commented default configuration `geolb lab init` writes.
+pub const TEMPLATE: &str = r#"# nats-geolb lab configuration. Every key is optional: the values below are
+# the defaults. `geolb lab up --config lab.toml` starts this lab on 127.0.0.1.
+
+# Regions, each one NATS cluster; gateways join them all into a super-cluster.
+regions = ["lon", "ams", "dfw"]
+# nats-server processes per region (1 to 9), each under a geolb-agent.
+servers_per_region = 3
+# The version the lab starts with; `make tools` installs 2.11.11, 2.12.8, 2.14.6.
+nats_version = "2.12.8"
+# The lab uses consecutive ports on 127.0.0.1 from here.
+ports_base = 14000
+
+[clients]
+# Headless clients in every region, by strategy (rtt: ours; random and
+# ordered: what stock clients do, for comparison).
+rtt = 4
+random = 2
+ordered = 0
+# Traffic: json (small), html (pages) or video (large chunks); messages per
+# second per client; shards (a client hears the senders of its shard in
+# every region, so its traffic crosses the gateways).
+profile = "json"
+rate = 5.0
+shards = 4
+
+[latency]
+# Round-trip times, emulated by the WAN emulator on every inter-region path
+# and every client-to-server path.
+intra_region = "0.5ms"
+
+[latency.pairs]
+"lon-ams" = "8ms"
+"lon-dfw" = "105ms"
+"ams-dfw" = "115ms"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_is_the_default() {
+        assert_eq!(LabConfig::parse(TEMPLATE).unwrap(), LabConfig::default());
+        assert_eq!(LabConfig::parse("").unwrap(), LabConfig::default());
+    }
+
+    #[test]
+    fn other_regions_work() {
+        let config = LabConfig::parse(
+            r#"regions = ["sgp", "nyc", "fra", "syd", "gru"]
+            [latency.pairs]
+            "sgp-nyc" = "230ms"
+            "sgp-fra" = "160ms"
+            "sgp-syd" = "95ms"
+            "sgp-gru" = "330ms"
+            "nyc-fra" = "80ms"
+            "nyc-syd" = "200ms"
+            "nyc-gru" = "120ms"
+            "fra-syd" = "250ms"
+            "fra-gru" = "200ms"
+            "syd-gru" = "310ms""#,
+        )
+        .unwrap();
+        assert_eq!(config.rtt("fra", "sgp"), Duration::from_millis(160));
+        assert_eq!(config.rtt("sgp", "sgp"), Duration::from_micros(500));
+    }
+
+    #[test]
+    fn bad_configs_say_what_is_wrong() {
+        let cases = [
+            ("colour = 1", "unknown field"),
+            ("[latency.pairs]\n\"lon-ams\" = \"-8ms\"", "negative"),
+            ("[latency.pairs]\n\"lon-ams\" = \"8ms\"\n\"ams-lon\" = \"9ms\"", "two round-trip times"),
+            ("regions = [\"lon\", \"ams\"]\n[latency.pairs]\n\"lon-ams\" = \"8ms\"\n\"lon-dfw\" = \"1ms\"", "not in regions"),
+            ("regions = [\"lon\", \"sgp\"]\n[latency.pairs]\n\"lon-sgp\" = \"8ms\"\n\"lon-ams\" = \"1ms\"", "not in regions"),
+            ("regions = [\"lon\", \"ams\", \"sgp\"]\n[latency.pairs]\n\"lon-ams\" = \"8ms\"", "no round-trip time for lon-sgp"),
+            ("regions = [\"lon\", \"lon\"]", "twice"),
+            ("regions = [\"a.b\"]", "not a valid name"),
+            ("servers_per_region = 0", "servers_per_region"),
+            ("ports_base = 80", "ports_base"),
+            ("[clients]\nprofile = \"audio\"", "profile"),
+            ("[clients]\nrate = 0", "rate"),
+        ];
+        for (text, want) in cases {
+            let err = LabConfig::parse(text).expect_err(text).to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The lab: a control plane, a super-cluster and clients on one machine,
+//! with emulated WAN latency, started and stopped by `geolb lab`.
+
+pub mod cli;
+pub mod config;
+pub mod down;
+pub mod process;
+pub mod ready;
+pub mod state;
+pub mod status;
+pub mod topology;
+pub mod up;

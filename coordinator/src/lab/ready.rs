@@ -1,0 +1,146 @@
+//! The gates of `lab up`, read from the back channel: the control plane
+//! answers, the emulator lists every link, every server reports itself
+//! healthy with its routes and gateways up, every client reports a server.
+
+use super::config::LabConfig;
+use crate::control::Control;
+use futures::StreamExt;
+use geolb_proto::client::ClientRecord;
+use geolb_proto::connect::ControlArgs;
+use geolb_proto::wan::{self, WanReply};
+use geolb_proto::{subject, Command, Metrics, Request, ServerMetrics};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// Connects to the control plane once it answers.
+pub async fn control_plane(url: &str, timeout: Duration) -> anyhow::Result<Control> {
+    let args = ControlArgs {
+        url: Some(url.to_string()),
+        ..ControlArgs::default()
+    };
+    let deadline = Instant::now() + timeout;
+    loop {
+        match Control::connect(&args).await {
+            Ok(control) => return Ok(control),
+            Err(e) if Instant::now() >= deadline => {
+                anyhow::bail!("the control plane did not come up in {timeout:?}: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Asks the emulator `wan` to list its links.
+pub async fn wan_request(
+    control: &Control,
+    verb: &str,
+    args: serde_json::Value,
+) -> anyhow::Result<WanReply> {
+    let mut command = Command::new(control.next_command_id(), &Request::Status);
+    command.args = args;
+    let subject = wan::subject("wan", verb);
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        control.client().request(subject, command.encode().into()),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("the WAN emulator did not answer {verb} in 5 s"))??;
+    let reply: WanReply = serde_json::from_slice(&answer.payload)?;
+    match &reply.error {
+        Some(e) => anyhow::bail!("the WAN emulator refused {verb}: {e}"),
+        None => Ok(reply),
+    }
+}
+
+/// Waits until the emulator lists `links` links.
+pub async fn emulator(control: &Control, links: usize, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match wan_request(control, "list", serde_json::Value::Null).await {
+            Ok(reply) if reply.links.len() == links => return Ok(()),
+            Ok(reply) => format!("it lists {} of {links} links", reply.links.len()),
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() >= deadline {
+            anyhow::bail!("the WAN emulator is not ready after {timeout:?}: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether a server's metrics show it healthy and fully joined.
+pub fn joined(m: &ServerMetrics, config: &LabConfig) -> Result<(), String> {
+    let want_routes = config.servers_per_region - 1;
+    let want_gateways = config.regions.len() - 1;
+    let gateways = m.gateways.iter().filter(|g| g.outbound).count();
+    if !m.healthy {
+        Err(format!("/healthz answers {}", m.healthz_status))
+    } else if m.routes < want_routes {
+        Err(format!("{} of {want_routes} route peers", m.routes))
+    } else if gateways < want_gateways {
+        Err(format!("{gateways} of {want_gateways} gateways"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Waits until every server in `ids` reports itself healthy, routed and gatewayed.
+pub async fn servers(
+    control: &Control,
+    config: &LabConfig,
+    ids: &[String],
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let mut metrics = control.client().subscribe(subject::METRICS_ALL).await?;
+    let mut state: BTreeMap<String, Result<(), String>> = ids
+        .iter()
+        .map(|id| (id.clone(), Err("no metrics yet".to_string())))
+        .collect();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while state.values().any(Result::is_err) {
+        let message = match tokio::time::timeout_at(deadline, metrics.next()).await {
+            Ok(Some(message)) => message,
+            _ => anyhow::bail!("servers not ready after {timeout:?}: {}", missing(&state)),
+        };
+        let Ok(m) = serde_json::from_slice::<Metrics>(&message.payload) else {
+            continue;
+        };
+        if let (Some(entry), Some(server)) = (state.get_mut(&m.agent), m.server) {
+            *entry = joined(&server, config);
+        }
+    }
+    Ok(())
+}
+
+/// Waits until `total` distinct clients report being connected.
+pub async fn clients(control: &Control, total: usize, timeout: Duration) -> anyhow::Result<()> {
+    let mut statuses = control.client().subscribe(subject::CLIENTS_ALL).await?;
+    let mut connected = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while connected.len() < total {
+        let message = match tokio::time::timeout_at(deadline, statuses.next()).await {
+            Ok(Some(message)) => message,
+            _ => anyhow::bail!(
+                "clients not ready after {timeout:?}: {} of {total} report a server ({} report at all)",
+                connected.len(),
+                seen.len()
+            ),
+        };
+        if let Ok(ClientRecord::Status(s)) = ClientRecord::decode(&message.payload) {
+            seen.insert(s.client.clone());
+            if s.server.is_some() {
+                connected.insert(s.client);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn missing(state: &BTreeMap<String, Result<(), String>>) -> String {
+    state
+        .iter()
+        .filter_map(|(id, r)| r.as_ref().err().map(|e| format!("{id}: {e}")))
+        .collect::<Vec<_>>()
+        .join("; ")
+}

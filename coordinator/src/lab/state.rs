@@ -1,0 +1,88 @@
+//! What a running lab is made of, kept in `<lab dir>/lab.json` from the
+//! first process started on, so `geolb lab down` can stop everything even
+//! after `lab up` (or the whole coordinator) crashed half-way.
+
+use super::config::LabConfig;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The state file's name inside the lab directory.
+const FILE: &str = "lab.json";
+
+/// One process the lab started (the leader of its own process group).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabProcess {
+    /// e.g. `control`, `wan`, `lon-1`, `lon-rtt`.
+    pub name: String,
+    /// Process id, also its process-group id.
+    pub pid: i32,
+}
+
+/// A lab, as `lab up` leaves it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabState {
+    /// The lab directory.
+    pub dir: PathBuf,
+    /// Its configuration.
+    pub config: LabConfig,
+    /// Control-plane URL.
+    pub control_url: String,
+    /// Folder of installed nats-server versions (for upgrades).
+    #[serde(default)]
+    pub servers_dir: PathBuf,
+    /// When `lab up` began (ms since epoch).
+    pub started_at_ms: u64,
+    /// Whether `lab up` finished.
+    pub ready: bool,
+    /// Everything started, in order.
+    pub processes: Vec<LabProcess>,
+}
+
+impl LabState {
+    /// The state of the lab in `dir`, if one was started there.
+    pub fn load(dir: &Path) -> anyhow::Result<Option<LabState>> {
+        match std::fs::read_to_string(dir.join(FILE)) {
+            Ok(text) => Ok(Some(serde_json::from_str(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "{} is damaged ({e}); stop its processes by hand and remove it",
+                    dir.join(FILE).display()
+                )
+            })?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(anyhow::anyhow!(
+                "cannot read {}: {e}",
+                dir.join(FILE).display()
+            )),
+        }
+    }
+
+    /// Writes the state (atomically: a crash never leaves half a file).
+    pub fn save(&self) -> anyhow::Result<()> {
+        let tmp = self.dir.join(format!("{FILE}.tmp"));
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        std::fs::rename(&tmp, self.dir.join(FILE))?;
+        Ok(())
+    }
+
+    /// Removes the state file (the lab is down).
+    pub fn remove(dir: &Path) -> anyhow::Result<()> {
+        match std::fs::remove_file(dir.join(FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The processes still alive.
+    pub fn alive(&self) -> Vec<&LabProcess> {
+        self.processes
+            .iter()
+            .filter(|p| super::process::alive(p.pid))
+            .collect()
+    }
+}
+
+/// The lab directory: `--dir`, else `GEOLB_LAB_DIR`, else `.lab`.
+pub fn lab_dir(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os("GEOLB_LAB_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(".lab"))
+}

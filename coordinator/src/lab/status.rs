@@ -1,0 +1,117 @@
+//! `geolb lab status [--json]`: the control-plane URL, every server (id,
+//! region, client URL, monitoring URL, version, healthy) and every client
+//! (id, region, strategy, current server and region), from the back
+//! channel, so other NATS tools can be pointed at the lab.
+
+use super::state::LabState;
+use super::topology::Topology;
+use crate::control::Control;
+use futures::StreamExt;
+use geolb_proto::client::ClientRecord;
+use geolb_proto::{subject, Metrics};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// One server of the lab.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerRow {
+    /// Agent and server name.
+    pub id: String,
+    /// Region.
+    pub region: String,
+    /// Direct client URL (not through the emulator).
+    pub client_url: String,
+    /// Monitoring URL.
+    pub monitor_url: String,
+    /// nats-server version, when known.
+    pub version: Option<String>,
+    /// `/healthz` answered 200 in its last metrics.
+    pub healthy: bool,
+}
+
+/// One client of the lab.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientRow {
+    /// Client id.
+    pub id: String,
+    /// Where it lives.
+    pub region: String,
+    /// rtt, random or ordered.
+    pub strategy: String,
+    /// The server it is on.
+    pub server: Option<String>,
+    /// That server's region.
+    pub server_region: Option<String>,
+}
+
+/// The whole status.
+#[derive(Debug, Clone, Serialize)]
+pub struct LabStatus {
+    /// Lab directory.
+    pub dir: String,
+    /// Control-plane URL.
+    pub control_url: String,
+    /// Whether `lab up` finished.
+    pub ready: bool,
+    /// Processes alive / started.
+    pub processes: String,
+    /// The servers.
+    pub servers: Vec<ServerRow>,
+    /// The clients.
+    pub clients: Vec<ClientRow>,
+}
+
+/// How long status listens to metrics and client reports (both every second).
+const LISTEN: Duration = Duration::from_millis(1500);
+
+/// Reads the lab's status from its control plane.
+pub async fn status(state: &LabState, control: &Control) -> anyhow::Result<LabStatus> {
+    let t = Topology::plan(&state.config);
+    let mut metrics = control.client().subscribe(subject::METRICS_ALL).await?;
+    let mut reports = control.client().subscribe(subject::CLIENTS_ALL).await?;
+    let mut servers: BTreeMap<String, (Option<String>, bool)> = BTreeMap::new();
+    let mut clients: BTreeMap<String, ClientRow> = BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + LISTEN;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => break,
+            Some(m) = metrics.next() => {
+                if let Ok(Metrics { agent, server: Some(s), .. }) = serde_json::from_slice(&m.payload) {
+                    servers.insert(agent, (Some(s.version).filter(|v| !v.is_empty()), s.healthy));
+                }
+            }
+            Some(m) = reports.next() => {
+                if let Ok(ClientRecord::Status(s)) = ClientRecord::decode(&m.payload) {
+                    clients.insert(s.client.clone(), ClientRow {
+                        id: s.client, region: s.region, strategy: s.strategy,
+                        server: s.server.as_ref().map(|r| r.name.clone()),
+                        server_region: s.server.map(|r| r.region),
+                    });
+                }
+            }
+        }
+    }
+    Ok(LabStatus {
+        dir: state.dir.display().to_string(),
+        control_url: state.control_url.clone(),
+        ready: state.ready,
+        processes: format!("{}/{}", state.alive().len(), state.processes.len()),
+        servers: t
+            .servers
+            .iter()
+            .map(|s| {
+                let (version, healthy) = servers.get(&s.id).cloned().unwrap_or((None, false));
+                ServerRow {
+                    id: s.id.clone(),
+                    region: s.region.clone(),
+                    client_url: format!("nats://127.0.0.1:{}", s.client_port),
+                    monitor_url: format!("http://127.0.0.1:{}", s.http_port),
+                    version,
+                    healthy,
+                }
+            })
+            .collect(),
+        clients: clients.into_values().collect(),
+    })
+}

@@ -1,0 +1,247 @@
+//! `geolb lab up`: the control plane, the WAN emulator, every server under
+//! an agent, then the client agents, each stage gated on what the back
+//! channel reports (servers healthy with routes and gateways, clients
+//! connected). On any failure it stops what it started and says why.
+
+use super::config::LabConfig;
+use super::process;
+use super::ready;
+use super::state::{LabProcess, LabState};
+use super::topology::Topology;
+use crate::control::Control;
+use geolb_proto::connect::ControlArgs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where `lab up` finds its binaries.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// `geolb-agent`.
+    pub agent: PathBuf,
+    /// Folder of installed versions, `<dir>/<version>/nats-server`.
+    pub servers_dir: PathBuf,
+}
+
+impl Binaries {
+    /// `geolb-agent` next to this `geolb`, and `servers_dir`; checks both.
+    pub fn find(servers_dir: PathBuf, version: &str) -> anyhow::Result<Binaries> {
+        let agent = std::env::current_exe()?.with_file_name("geolb-agent");
+        if !agent.is_file() {
+            anyhow::bail!(
+                "{} is missing; build it with `cargo build --workspace --bins`",
+                agent.display()
+            );
+        }
+        let binaries = Binaries { agent, servers_dir };
+        if !binaries.nats_server(version).is_file() {
+            anyhow::bail!(
+                "nats-server {version} is not installed in {}; run `make tools` or set nats_version",
+                binaries.servers_dir.display()
+            );
+        }
+        Ok(binaries)
+    }
+
+    fn nats_server(&self, version: &str) -> PathBuf {
+        self.servers_dir.join(version).join("nats-server")
+    }
+}
+
+/// Brings the lab of `config` up in `dir`; returns its state.
+pub async fn up(config: LabConfig, dir: &Path, bins: &Binaries) -> anyhow::Result<LabState> {
+    if let Some(old) = LabState::load(dir)? {
+        if !old.alive().is_empty() {
+            anyhow::bail!(
+                "a lab is already running in {} (control plane {}); `geolb lab down` first",
+                dir.display(),
+                old.control_url
+            );
+        }
+        LabState::remove(dir)?;
+    }
+    let topology = Topology::plan(&config);
+    check_ports_free(&config)?;
+    std::fs::create_dir_all(dir.join("logs"))?;
+    let dir = dir.canonicalize()?;
+    let mut state = LabState {
+        dir: dir.clone(),
+        control_url: format!("nats://127.0.0.1:{}", topology.control_port),
+        servers_dir: bins
+            .servers_dir
+            .canonicalize()
+            .unwrap_or_else(|_| bins.servers_dir.clone()),
+        config,
+        started_at_ms: geolb_proto::now_ms(),
+        ready: false,
+        processes: Vec::new(),
+    };
+    match start(&mut state, &topology, bins).await {
+        Ok(()) => {
+            state.ready = true;
+            state.save()?;
+            Ok(state)
+        }
+        Err(e) => {
+            let pids: Vec<i32> = state.processes.iter().rev().map(|p| p.pid).collect();
+            process::stop_all(&pids, Duration::from_secs(5));
+            LabState::remove(&dir)?;
+            Err(e.context("the lab did not come up; everything it started was stopped (logs in <lab dir>/logs)"))
+        }
+    }
+}
+
+async fn start(state: &mut LabState, t: &Topology, bins: &Binaries) -> anyhow::Result<()> {
+    let dir = state.dir.clone();
+    let cp = vec![
+        "-a".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        t.control_port.to_string(),
+        "-m".into(),
+        t.control_http_port.to_string(),
+        "-js".into(),
+        "-sd".into(),
+        dir.join("control").display().to_string(),
+        "-n".into(),
+        "geolb-control".into(),
+    ];
+    launch(
+        state,
+        "control",
+        &bins.nats_server(&state.config.nats_version),
+        &cp,
+    )?;
+    let control = ready::control_plane(&state.control_url, Duration::from_secs(10)).await?;
+    crate::fleet::ensure_heartbeat_stream(&control).await?;
+
+    let links = dir.join("links.json");
+    std::fs::write(&links, serde_json::to_vec_pretty(&t.links)?)?;
+    let wan = vec![
+        "wan".into(),
+        "--id".into(),
+        "wan".into(),
+        "--links".into(),
+        links.display().to_string(),
+    ];
+    launch(
+        state,
+        "wan",
+        &bins.agent,
+        &with_control(wan, &state.control_url),
+    )?;
+    ready::emulator(&control, t.links.len(), Duration::from_secs(10)).await?;
+
+    for server in &t.servers {
+        let conf = dir.join(format!("{}.conf", server.id));
+        let store = dir.join("jetstream").join(&server.id);
+        std::fs::write(&conf, t.server_config(&state.config, server, &store))?;
+        let mut args = agent_args(&server.id, &server.region, "server", &state.control_url);
+        args.extend([
+            "--monitor".into(),
+            format!("http://127.0.0.1:{}", server.http_port),
+            "--servers-dir".into(),
+            bins.servers_dir.display().to_string(),
+            "--".into(),
+            bins.nats_server(&state.config.nats_version)
+                .display()
+                .to_string(),
+            "-c".into(),
+            conf.display().to_string(),
+        ]);
+        launch(state, &server.id, &bins.agent, &args)?;
+    }
+    let ids: Vec<String> = t.servers.iter().map(|s| s.id.clone()).collect();
+    ready::servers(&control, &state.config, &ids, Duration::from_secs(90)).await?;
+
+    for group in &t.clients {
+        let mut args = agent_args(&group.agent_id, &group.region, "client", &state.control_url);
+        args.extend(["--replicas".into(), group.replicas.to_string(), "--".into()]);
+        args.push(bins.agent.display().to_string());
+        args.extend(client_args(state, t, group));
+        launch(state, &group.agent_id, &bins.agent, &args)?;
+    }
+    let total = t.clients.iter().map(|g| g.replicas as usize).sum();
+    ready::clients(&control, total, Duration::from_secs(60)).await?;
+    Ok(())
+}
+
+/// The `geolb-agent client` arguments of one group.
+pub fn client_args(
+    state: &LabState,
+    t: &Topology,
+    group: &super::topology::ClientGroup,
+) -> Vec<String> {
+    let c = &state.config.clients;
+    let mut args: Vec<String> = vec![
+        "client".into(),
+        "--id".into(),
+        group.agent_id.clone(),
+        "--region".into(),
+        group.region.clone(),
+        "--strategy".into(),
+        group.strategy.clone(),
+        "--profile".into(),
+        c.profile.clone(),
+        "--rate".into(),
+        c.rate.to_string(),
+        "--shards".into(),
+        c.shards.to_string(),
+    ];
+    for server in t.client_servers(&group.region) {
+        args.extend(["--server".into(), server]);
+    }
+    args
+}
+
+fn agent_args(id: &str, region: &str, role: &str, control: &str) -> Vec<String> {
+    let args = vec![
+        "run".into(),
+        "--id".into(),
+        id.into(),
+        "--region".into(),
+        region.into(),
+        "--role".into(),
+        role.into(),
+        "--metrics-interval".into(),
+        "1s".into(),
+    ];
+    with_control(args, control)
+}
+
+fn with_control(mut args: Vec<String>, control: &str) -> Vec<String> {
+    args.extend(["--control".into(), control.into()]);
+    args
+}
+
+/// Starts one process and records it at once, so a crash leaves it findable.
+fn launch(state: &mut LabState, name: &str, program: &Path, args: &[String]) -> anyhow::Result<()> {
+    let log = state.dir.join("logs").join(format!("{name}.log"));
+    let pid = process::spawn(program, args, &log)?;
+    state.processes.push(LabProcess {
+        name: name.into(),
+        pid,
+    });
+    state.save()
+}
+
+fn check_ports_free(config: &LabConfig) -> anyhow::Result<()> {
+    let base = config.ports_base;
+    for port in base..base + config.ports_needed() as u16 {
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            anyhow::bail!(
+                "port {port} on 127.0.0.1 is in use; the lab needs {} ports from {base}: set ports_base in the config",
+                config.ports_needed()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Connects to a running lab's control plane.
+pub async fn connect(state: &LabState) -> anyhow::Result<Control> {
+    let args = ControlArgs {
+        url: Some(state.control_url.clone()),
+        ..ControlArgs::default()
+    };
+    Ok(Control::connect(&args).await?)
+}

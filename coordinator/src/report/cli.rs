@@ -1,0 +1,125 @@
+//! `geolb report ls | show ID`.
+
+use super::{print, store};
+use crate::control::Control;
+use crate::emit;
+use crate::table::Table;
+use clap::{Args, Subcommand};
+use std::process::ExitCode;
+
+/// Flags of `geolb report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ReportCommand,
+}
+
+/// The report subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// List stored reports, oldest first.
+    Ls {
+        /// Print JSON.
+        #[arg(long, env = "GEOLB_JSON")]
+        json: bool,
+    },
+    /// One line per report: the verdict and the key figures, newest last.
+    Summary {
+        /// How many of the newest reports.
+        #[arg(long, default_value_t = 10)]
+        last: usize,
+    },
+    /// Show one report.
+    Show {
+        /// Report id (from `report ls`).
+        id: String,
+        /// Print the report's JSON.
+        #[arg(long, env = "GEOLB_JSON")]
+        json: bool,
+    },
+}
+
+/// Runs `geolb report ...` against `control`.
+pub async fn run(control: &Control, args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    match &args.command {
+        ReportCommand::Ls { json } => {
+            let reports = store::list(control).await?;
+            if *json {
+                let rows: Vec<serde_json::Value> = reports
+                    .iter()
+                    .map(|r| serde_json::json!({"id": r.id, "scenario": r.scenario, "started_at": r.started_at, "passed": r.passed}))
+                    .collect();
+                emit(&format!("{}\n", serde_json::to_string_pretty(&rows)?))?;
+            } else {
+                let mut table = Table::new(["ID", "SCENARIO", "STARTED", "RESULT"]);
+                for r in &reports {
+                    table.row([
+                        r.id.as_str(),
+                        &r.scenario,
+                        &r.started_at,
+                        if r.passed { "passed" } else { "FAILED" },
+                    ]);
+                }
+                emit(&table.render())?;
+            }
+        }
+        ReportCommand::Summary { last } => {
+            let reports = store::list(control).await?;
+            let newest = &reports[reports.len().saturating_sub(*last)..];
+            emit(&summary_table(newest))?;
+        }
+        ReportCommand::Show { id, json } => {
+            let report = store::get(control, id).await?;
+            if *json {
+                emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+            } else {
+                emit(&print::render(&report))?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The newest reports, one line each, with the figures that matter.
+pub fn summary_table(reports: &[super::Report]) -> String {
+    let mut table = Table::new([
+        "SCENARIO",
+        "RESULT",
+        "RTT GAP P99",
+        "RANDOM GAP P99",
+        "RTT LANDED",
+        "RTT LOST FROM RTT",
+        "DURATION",
+        "ID",
+    ]);
+    for r in reports {
+        let by = &r.summary.by_strategy;
+        let gap = |s: &str| {
+            by.get(s)
+                .map_or("-".into(), |s| format!("{:.0}ms", s.failover_gap_ms.p99))
+        };
+        let rtt = by.get("rtt");
+        table.row([
+            r.scenario.clone(),
+            if r.passed {
+                "passed".into()
+            } else {
+                "FAILED".into()
+            },
+            gap("rtt"),
+            gap("random"),
+            rtt.map_or("-".into(), |s| format!("{:.0}%", s.landed_expected_pct)),
+            rtt.map_or("-".into(), |s| {
+                let m = s.messages;
+                let within = m.lost_same_strategy - m.lost_same_strategy_cross_region;
+                format!("{within} (+{} across)", m.lost_same_strategy_cross_region)
+            }),
+            r.duration_ms
+                .or(r.return_home_ms)
+                .map_or("-".into(), |ms| format!("{:.1}s", ms as f64 / 1000.0)),
+            r.id.clone(),
+        ]);
+    }
+    table.render()
+}

@@ -1,0 +1,201 @@
+//! Scenario reports: what every client saw, a summary by strategy, pass or
+//! fail against the thresholds, and a timeline. Printed as a table, written
+//! as JSON (`--report FILE`), and kept in JetStream on the control plane
+//! (`geolb report ls`, `geolb report show ID`).
+//!
+//! The JSON keys are a contract for other tools: `scenario`, `params`,
+//! `started_at`, `finished_at`, `passed`, `reasons`, `timeline`, `clients`,
+//! `summary.by_strategy.<strategy>`, and for rolling upgrades `servers` and
+//! `duration_ms`.
+
+pub mod cli;
+pub mod print;
+pub mod store;
+pub mod summary;
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One line of the timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// Milliseconds since the scenario began.
+    pub t_ms: u64,
+    /// Who: `scenario`, an agent id, a client id, `wan`.
+    pub source: String,
+    /// What kind of thing happened.
+    pub kind: String,
+    /// The details.
+    pub detail: String,
+}
+
+/// What one client saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientOutcome {
+    /// Client id.
+    pub id: String,
+    /// Where it lives.
+    pub region: String,
+    /// rtt, random or ordered.
+    pub strategy: String,
+    /// Every gap it had during the scenario, in ms.
+    pub gaps_ms: Vec<u64>,
+    /// The region it was in when the fault phase ended.
+    pub landed_region: Option<String>,
+    /// The region it should have been in.
+    pub expected_region: String,
+    /// Server switches during the scenario.
+    pub switches: u32,
+    /// Messages sent during the scenario.
+    pub sent: u64,
+    /// Messages received.
+    pub received: u64,
+    /// Messages it missed, from every sender.
+    pub lost: u64,
+    /// Of those, messages sent by clients of its own strategy.
+    #[serde(default)]
+    pub lost_same_strategy: u64,
+    /// Of those, messages from such clients in other regions (they cross a
+    /// gateway, and a restarted server's gateway peers reconnect only after
+    /// about a second).
+    #[serde(default)]
+    pub lost_same_strategy_cross_region: u64,
+    /// Copies received twice.
+    pub duplicated: u64,
+}
+
+/// Percentiles of failover gaps, ms.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct GapStats {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+/// Message counters.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Messages {
+    /// Sent.
+    pub sent: u64,
+    /// Received.
+    pub received: u64,
+    /// Lost (missed by these clients, from any sender).
+    pub lost: u64,
+    /// Lost among these clients: sent and missed by clients of this strategy.
+    #[serde(default)]
+    pub lost_same_strategy: u64,
+    /// Of those, across regions (through gateways).
+    #[serde(default)]
+    pub lost_same_strategy_cross_region: u64,
+    /// Duplicated.
+    pub duplicated: u64,
+}
+
+/// The summary of one strategy.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct StrategySummary {
+    /// Clients of this strategy.
+    pub clients: u32,
+    /// Failover gaps of the clients that had one.
+    pub failover_gap_ms: GapStats,
+    /// Clients that had a gap.
+    pub clients_with_gaps: u32,
+    /// Percent of clients that landed where expected.
+    pub landed_expected_pct: f64,
+    /// Messages.
+    pub messages: Messages,
+    /// Server switches per client (thrash).
+    pub switches_per_client: f64,
+}
+
+/// The summary.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Summary {
+    /// By strategy.
+    pub by_strategy: BTreeMap<String, StrategySummary>,
+}
+
+/// One server of a rolling upgrade.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerVersions {
+    /// Agent id.
+    pub id: String,
+    /// Version before.
+    pub version_before: Option<String>,
+    /// Version after.
+    pub version_after: Option<String>,
+}
+
+/// A scenario report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Report id (unique, sortable by time).
+    pub id: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// Its parameters, as given with defaults filled in.
+    pub params: serde_json::Value,
+    /// Start, RFC 3339.
+    pub started_at: String,
+    /// End, RFC 3339.
+    pub finished_at: String,
+    /// Whether every threshold was met.
+    pub passed: bool,
+    /// Why not (empty when passed).
+    pub reasons: Vec<String>,
+    /// Every fault and every client event.
+    pub timeline: Vec<TimelineEntry>,
+    /// Every client.
+    pub clients: Vec<ClientOutcome>,
+    /// The summary.
+    pub summary: Summary,
+    /// For rolling upgrades: every server's versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub servers: Option<Vec<ServerVersions>>,
+    /// How long the scenario's main phase took (rolling upgrades).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// After a restore, how long until every `rtt` client was home again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_home_ms: Option<u64>,
+}
+
+/// RFC 3339 UTC text of a time in ms since the epoch.
+pub fn rfc3339(ms: u64) -> String {
+    let secs = (ms / 1000) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_763_712_000_123), "2025-11-21T08:00:00.123Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+}
