@@ -15,6 +15,11 @@ static TAKEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 /// Lowest port we draw from.
 const LOW: u16 = 10_000;
 
+/// Ports left to labs: the default lab (`ports_base` 14000) and the labs
+/// tests start (from [`LAB_PORTS`]`.start`), so a test server never takes
+/// a port a lab needs.
+pub const LAB_PORTS: std::ops::Range<u16> = 14_000..16_000;
+
 /// A port on 127.0.0.1 that is free now and was never returned before by this process.
 pub fn free_port() -> u16 {
     let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
@@ -22,7 +27,7 @@ pub fn free_port() -> u16 {
     let high = ephemeral_low().max(LOW + 1_000);
     for _ in 0..1_000 {
         let port = fastrand::u16(LOW..high);
-        if !taken.contains(&port) && is_free(port) {
+        if !LAB_PORTS.contains(&port) && !taken.contains(&port) && is_free(port) {
             taken.insert(port);
             return port;
         }

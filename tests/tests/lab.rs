@@ -1,0 +1,286 @@
+//! `geolb lab` and `geolb scenario run` end to end on a small lab (two
+//! regions, two servers each): up, status, a region outage with its report
+//! stored and listed, every bad input the lab refuses, and down leaving
+//! nothing behind.
+
+use geolb_tests::ports::LAB_PORTS;
+use geolb_tests::tools::{geolb_bin, tools_dir};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A lab directory whose lab is brought down on drop, also when a test fails.
+struct LabDir(PathBuf);
+
+impl LabDir {
+    fn new(name: &str) -> LabDir {
+        let dir = std::env::temp_dir().join(format!("geolb-lab-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        LabDir(dir)
+    }
+
+    fn geolb(&self, args: &[&str]) -> Output {
+        Command::new(geolb_bin())
+            .args(args)
+            .env("GEOLB_LAB_DIR", self.0.join("lab"))
+            .env("GEOLB_SERVERS_DIR", tools_dir())
+            .output()
+            .expect("run geolb")
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let output = self.geolb(args);
+        assert!(
+            output.status.success(),
+            "geolb {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("JSON")
+    }
+
+    fn config(&self, text: &str) -> String {
+        let path = self.0.join("lab.toml");
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+}
+
+impl Drop for LabDir {
+    fn drop(&mut self) {
+        let _ = self.geolb(&["lab", "down"]);
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn small_lab(ports_base: u16) -> String {
+    format!(
+        r#"regions = ["lon", "ams"]
+servers_per_region = 2
+ports_base = {ports_base}
+[clients]
+rtt = 2
+random = 1
+[latency.pairs]
+"lon-ams" = "8ms"
+"#
+    )
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+/// Live processes whose command line mentions `dir`.
+fn processes_mentioning(dir: &Path) -> Vec<String> {
+    let needle = dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&needle))
+        .collect()
+}
+
+#[test]
+fn a_lab_runs_a_scenario_and_keeps_its_report() {
+    let lab = LabDir::new("run");
+    let config = lab.config(&small_lab(LAB_PORTS.start + 1000));
+
+    let up = lab.geolb(&["lab", "up", "--config", &config]);
+    assert!(up.status.success(), "lab up: {}", stderr(&up));
+    let again = lab.geolb(&["lab", "up", "--config", &config]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("already running"),
+        "{}",
+        stderr(&again)
+    );
+
+    let status = lab.json(&["lab", "status", "--json"]);
+    assert!(status["control_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("nats://127.0.0.1:"));
+    let servers = status["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 4);
+    assert!(
+        servers
+            .iter()
+            .all(|s| s["healthy"] == true && s["version"] == "2.12.8"),
+        "{servers:?}"
+    );
+    let clients = status["clients"].as_array().unwrap();
+    assert_eq!(clients.len(), 6, "{clients:?}");
+    for c in clients.iter().filter(|c| c["strategy"] == "rtt") {
+        assert_eq!(
+            c["server_region"], c["region"],
+            "an rtt client elects at home: {c}"
+        );
+    }
+
+    let report_file = lab.0.join("report.json");
+    let run = lab.geolb(&[
+        "scenario",
+        "run",
+        "--report",
+        report_file.to_str().unwrap(),
+        "dc-outage",
+        "--region",
+        "lon",
+        "--mode",
+        "kill",
+        "--duration",
+        "3s",
+    ]);
+    assert!(
+        run.status.success(),
+        "dc-outage: {}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        stderr(&run)
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
+    for key in [
+        "scenario",
+        "params",
+        "started_at",
+        "finished_at",
+        "passed",
+        "reasons",
+        "timeline",
+        "clients",
+        "summary",
+    ] {
+        assert!(!report[key].is_null(), "report has {key}");
+    }
+    let rtt = &report["summary"]["by_strategy"]["rtt"];
+    for key in [
+        "failover_gap_ms",
+        "landed_expected_pct",
+        "messages",
+        "switches_per_client",
+    ] {
+        assert!(!rtt[key].is_null(), "summary has {key}: {rtt}");
+    }
+    for c in report["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["region"] == "lon" && c["strategy"] == "rtt")
+    {
+        assert_eq!(c["landed_region"], "ams", "{c}");
+        assert_eq!(c["gaps_ms"].as_array().unwrap().len(), 1, "{c}");
+    }
+    let timeline = report["timeline"].as_array().unwrap();
+    assert!(
+        timeline.iter().any(|t| t["kind"] == "client_moved"),
+        "moves are in the timeline"
+    );
+
+    let id = report["id"].as_str().unwrap();
+    let listed = lab.json(&["report", "ls", "--json"]);
+    assert!(
+        listed.as_array().unwrap().iter().any(|r| r["id"] == id),
+        "{listed}"
+    );
+    let shown = lab.json(&["report", "show", id, "--json"]);
+    assert_eq!(shown["id"], id);
+
+    let bad_region = lab.geolb(&["scenario", "run", "flap", "--region", "nowhere"]);
+    assert_eq!(bad_region.status.code(), Some(2), "{}", stderr(&bad_region));
+    assert!(
+        stderr(&bad_region).contains("not in the lab"),
+        "{}",
+        stderr(&bad_region)
+    );
+    let bad_version = lab.geolb(&["scenario", "run", "rolling-upgrade", "--to", "9.9.9"]);
+    assert_eq!(
+        bad_version.status.code(),
+        Some(2),
+        "{}",
+        stderr(&bad_version)
+    );
+    assert!(
+        stderr(&bad_version).contains("not installed"),
+        "{}",
+        stderr(&bad_version)
+    );
+    let status = lab.json(&["lab", "status", "--json"]);
+    assert!(
+        status["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["healthy"] == true),
+        "nothing was stopped"
+    );
+
+    let down = lab.geolb(&["lab", "down"]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    assert!(
+        processes_mentioning(&lab.0).is_empty(),
+        "left behind: {:?}",
+        processes_mentioning(&lab.0)
+    );
+    let no_lab = lab.geolb(&[
+        "scenario",
+        "run",
+        "scale",
+        "--region",
+        "lon",
+        "--clients",
+        "3",
+    ]);
+    assert_eq!(no_lab.status.code(), Some(1));
+    assert!(stderr(&no_lab).contains("no lab"), "{}", stderr(&no_lab));
+}
+
+#[test]
+fn bad_lab_configs_start_nothing() {
+    let lab = LabDir::new("bad");
+    let cases = [
+        ("colour = \"blue\"", "unknown field"),
+        ("regions = [\"lon\", \"sgp\"]", "not in regions"),
+        ("[latency.pairs]\n\"lon-ams\" = \"-8ms\"", "negative"),
+        (
+            "[latency.pairs]\n\"lon-ams\" = \"8ms\"\n\"ams-lon\" = \"9ms\"",
+            "two round-trip times",
+        ),
+    ];
+    for (text, want) in cases {
+        let config = lab.config(text);
+        let output = lab.geolb(&["lab", "up", "--config", &config]);
+        assert_eq!(output.status.code(), Some(2), "{text}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(want),
+            "{text}: {}",
+            stderr(&output)
+        );
+    }
+    let config = lab.config(&format!(
+        "nats_version = \"9.9.9\"\n{}",
+        small_lab(LAB_PORTS.start + 1500)
+    ));
+    let output = lab.geolb(&["lab", "up", "--config", &config]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("not installed"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        !lab.0.join("lab").join("lab.json").exists(),
+        "nothing was started"
+    );
+    let init = lab.geolb(&["lab", "init", lab.0.join("fresh.toml").to_str().unwrap()]);
+    assert!(init.status.success());
+    assert!(std::fs::read_to_string(lab.0.join("fresh.toml"))
+        .unwrap()
+        .contains("[latency.pairs]"));
+}
