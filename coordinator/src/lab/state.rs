@@ -27,6 +27,9 @@ pub struct LabState {
     pub config: LabConfig,
     /// Control-plane URL.
     pub control_url: String,
+    /// The secret the gateway passwords are made from (never printed).
+    #[serde(default)]
+    pub gateway_secret: String,
     /// Folder of installed nats-server versions (for upgrades).
     #[serde(default)]
     pub servers_dir: PathBuf,
@@ -58,8 +61,17 @@ impl LabState {
 
     /// Writes the state (atomically: a crash never leaves half a file).
     pub fn save(&self) -> anyhow::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let tmp = self.dir.join(format!("{FILE}.tmp"));
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        // Owner only: it holds the gateway secret.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(&serde_json::to_vec_pretty(self)?)?;
         std::fs::rename(&tmp, self.dir.join(FILE))?;
         Ok(())
     }

@@ -5,8 +5,15 @@
 //! Paths through the WAN emulator:
 //! - gateways: servers of region R dial region R' only through the links
 //!   `gw:R->R'/j` (one per server j of R'), delayed by the R-R' round trip;
-//!   every server advertises the dead gateway address `127.0.0.1:1`, so the
-//!   URLs nats-server gossips never offer a way around the emulator;
+//!   nats-server adds every gateway URL it hears of to its dial list, in two
+//!   ways: a server's own address, so every server advertises the dead
+//!   address `127.0.0.1:1` (a refused URL is skipped at once); and the URLs a
+//!   server has configured for third regions (dfw would learn lon's
+//!   `gw:lon->ams` links and reach ams at 8 ms instead of 115). Gossip carries
+//!   `host:port` only, and a server dialling a URL without credentials
+//!   presents its own, so each region's gateways require a user and password
+//!   of their own, carried only by the configured URLs: a gossiped link is
+//!   refused at CONNECT and the server tries another;
 //! - clients: a client living in region C reaches server S only through
 //!   `cl:C->S`, delayed by the C-region(S) round trip.
 //!
@@ -186,12 +193,14 @@ impl Topology {
             .collect()
     }
 
-    /// The nats-server configuration of `server`.
+    /// The nats-server configuration of `server`; `secret` makes the
+    /// gateway passwords of this lab.
     pub fn server_config(
         &self,
         config: &LabConfig,
         server: &ServerPlan,
         store_dir: &Path,
+        secret: &str,
     ) -> String {
         let routes: Vec<String> = self
             .servers
@@ -206,7 +215,12 @@ impl Topology {
             .map(|r| {
                 let urls: Vec<String> = (0..config.servers_per_region)
                     .filter_map(|j| self.link_addr(&format!("gw:{}->{r}/{j}", server.region)))
-                    .map(|addr| format!("\"nats://{addr}\""))
+                    .map(|addr| {
+                        format!(
+                            "\"nats://{}@{addr}\"",
+                            gateway_credentials(r, secret).join(":")
+                        )
+                    })
                     .collect();
                 format!("    {{ name: \"{r}\", urls: [{}] }}", urls.join(", "))
             })
@@ -233,6 +247,7 @@ gateway {{
   name: "{region}"
   listen: "127.0.0.1:{gateway}"
   advertise: "{dead}"
+  authorization {{ user: "{gw_user}", password: "{gw_password}" }}
   gateways: [
 {gateways}
   ]
@@ -248,8 +263,15 @@ gateway {{
             gateway = server.gateway_port,
             dead = DEAD_GATEWAY_ADVERTISE,
             gateways = gateways.join(",\n"),
+            gw_user = gateway_credentials(&server.region, secret)[0],
+            gw_password = gateway_credentials(&server.region, secret)[1],
         )
     }
+}
+
+/// The user and password the gateways of `region` require.
+pub fn gateway_credentials(region: &str, secret: &str) -> [String; 2] {
+    [format!("gw-{region}"), format!("{secret}-{region}")]
 }
 
 fn link(name: String, listen: u16, target: u16, rtt: std::time::Duration) -> LinkSpec {
@@ -336,11 +358,18 @@ mod tests {
     fn server_config_goes_through_the_emulator() {
         let config = LabConfig::default();
         let t = Topology::plan(&config);
-        let text = t.server_config(&config, &t.servers[0], Path::new("/tmp/js"));
+        let text = t.server_config(&config, &t.servers[0], Path::new("/tmp/js"), "s3");
         assert!(text.contains("advertise: \"127.0.0.1:1\""));
+        assert!(
+            text.contains("authorization { user: \"gw-lon\", password: \"s3-lon\" }"),
+            "{text}"
+        );
         assert!(text.contains("no_advertise: true"));
         let via = t.link_addr("gw:lon->dfw/1").unwrap();
-        assert!(text.contains(via), "{text}");
+        assert!(
+            text.contains(&format!("nats://gw-dfw:s3-dfw@{via}")),
+            "{text}"
+        );
         assert_eq!(text.matches("nats-route://").count(), 2);
     }
 }

@@ -66,6 +66,7 @@ pub async fn up(config: LabConfig, dir: &Path, bins: &Binaries) -> anyhow::Resul
     let mut state = LabState {
         dir: dir.clone(),
         control_url: format!("nats://127.0.0.1:{}", topology.control_port),
+        gateway_secret: (0..24).map(|_| fastrand::alphanumeric()).collect(),
         servers_dir: bins
             .servers_dir
             .canonicalize()
@@ -134,7 +135,10 @@ async fn start(state: &mut LabState, t: &Topology, bins: &Binaries) -> anyhow::R
     for server in &t.servers {
         let conf = dir.join(format!("{}.conf", server.id));
         let store = dir.join("jetstream").join(&server.id);
-        std::fs::write(&conf, t.server_config(&state.config, server, &store))?;
+        write_private(
+            &conf,
+            &t.server_config(&state.config, server, &store, &state.gateway_secret),
+        )?;
         let mut args = agent_args(&server.id, &server.region, "server", &state.control_url);
         args.extend([
             "--monitor".into(),
@@ -222,6 +226,22 @@ fn launch(state: &mut LabState, name: &str, program: &Path, args: &[String]) -> 
         pid,
     });
     state.save()
+}
+
+/// Writes a file only its owner can read (it holds gateway passwords).
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    // `mode` applies only to a new file; a file from an earlier lab keeps its bits.
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(())
 }
 
 fn check_ports_free(config: &LabConfig) -> anyhow::Result<()> {
