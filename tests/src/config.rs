@@ -56,6 +56,10 @@ pub struct GatewayBlock {
     pub port: u16,
     /// `(gateway name, URLs)` for each remote (listing our own name is allowed).
     pub gateways: Vec<(String, Vec<String>)>,
+    /// `advertise`: the `host:port` gossiped to other gateways instead of `listen`.
+    pub advertise: Option<String>,
+    /// `authorization { user, password }` required of inbound gateway connections.
+    pub authorization: Option<(String, String)>,
 }
 
 impl ServerConfig {
@@ -85,6 +89,8 @@ impl ServerConfig {
             name,
             port,
             gateways,
+            advertise: None,
+            authorization: None,
         });
         self
     }
@@ -155,6 +161,13 @@ impl ServerConfig {
             w.push_str("gateway {\n");
             line(w, 1, "name", &q(&g.name));
             line(w, 1, "listen", &q(&addr(g.port)));
+            if let Some(advertise) = &g.advertise {
+                line(w, 1, "advertise", &q(advertise));
+            }
+            if let Some((user, password)) = &g.authorization {
+                let auth = format!("{{ user: {}, password: {} }}", q(user), q(password));
+                line(w, 1, "authorization", &auth);
+            }
             w.push_str("  gateways: [\n");
             for (name, urls) in &g.gateways {
                 let _ = writeln!(w, "    {{ name: {}, urls: {} }}", q(name), list(urls));
@@ -246,6 +259,18 @@ websocket {
 max_payload: 2MB
 "#;
         assert_eq!(cfg.render(), want);
+    }
+
+    #[test]
+    fn renders_gateway_advertise_and_authorization() {
+        let mut cfg = ServerConfig::default().gateway("lon", 7222, vec![]);
+        let gateway = cfg.gateway.as_mut().unwrap();
+        gateway.advertise = Some("127.0.0.1:1".into());
+        gateway.authorization = Some(("gw-lon".into(), "secret".into()));
+        let text = cfg.render();
+        assert!(text.contains("  advertise: \"127.0.0.1:1\"\n"), "{text}");
+        let auth = "  authorization: { user: \"gw-lon\", password: \"secret\" }\n";
+        assert!(text.contains(auth), "{text}");
     }
 
     #[test]

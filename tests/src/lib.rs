@@ -23,11 +23,14 @@
 //! - [`supercluster`]: `SuperCluster`, clusters joined by gateways.
 //! - [`process`]: `ProcessGuard`, kills a spawned process tree on `Drop`.
 //! - [`agent`]: `geolb-agent run` around a server or command, and `geolb` runs.
+//! - [`geo`]: `GeoLab`, a super-cluster behind the WAN emulator, with faults, and
+//!   `ClientProc`, a headless client whose records are read as they come.
 //! - [`procfs`]: process state, children, zombies and leftovers, read from `/proc`.
 
 pub mod agent;
 pub mod cluster;
 pub mod config;
+pub mod geo;
 pub mod http;
 pub mod ports;
 pub mod process;

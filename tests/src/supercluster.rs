@@ -41,6 +41,8 @@ impl SuperCluster {
                     name,
                     port: *port,
                     gateways: Vec::new(),
+                    advertise: None,
+                    authorization: None,
                 });
             }
             let urls = ports

@@ -5,6 +5,10 @@
 //! Targets are informative: a missed target is reported, not a failure. The runner
 //! exits non-zero only when a measurement could not be taken.
 //! `GEOLB_BENCH_QUICK=1` shortens the idle CPU window from 60 s to 10 s.
+//! `GEOLB_BENCH_ONLY=<group>[,<group>...]` runs only those groups (`binary_size`,
+//! `agent_idle`, `ack_latency`, `fanout_500`, `geo`, `lab`) and merges their figures into
+//! an existing `bench.json` instead of replacing it; e.g.
+//! `GEOLB_BENCH_ONLY=geo cargo run --release -p geolb-tests --bin bench`.
 //!
 //! # Layout
 //! - [`agents`]: the release binaries, spawning agents, and killing what is left.
@@ -12,6 +16,8 @@
 //! - [`agent_idle`]: memory and CPU of one idle agent.
 //! - [`latency`]: `status` round trips through the coordinator, and the raw floor.
 //! - [`fanout`]: 500 agents: one `status` to all, and the fleet listing.
+//! - [`geo`]: 90 headless clients in a `GeoLab`: failover gaps, landing, loss, memory.
+//! - [`scenarios`]: the four lab scenarios on the default lab, from their reports.
 //! - [`report`]: figures, the table and `bench.json`.
 //! - [`stats`]: nearest-rank percentiles.
 
@@ -19,8 +25,10 @@ mod agent_idle;
 mod agents;
 mod binaries;
 mod fanout;
+mod geo;
 mod latency;
 mod report;
+mod scenarios;
 mod stats;
 
 use agents::Bench;
@@ -31,6 +39,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     agents::install_cleanup();
     let quick = std::env::var("GEOLB_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let only = Only::from_env();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -41,7 +50,7 @@ fn main() -> ExitCode {
     let mut report = Report::default();
     let interrupted = runtime.block_on(async {
         tokio::select! {
-            _ = run_all(quick, &mut report) => false,
+            _ = run_all(quick, &only, &mut report) => false,
             _ = tokio::signal::ctrl_c() => true,
         }
     });
@@ -53,7 +62,7 @@ fn main() -> ExitCode {
     }
     println!("\n{}", report.table());
     let out = target_dir().join("bench.json");
-    if let Err(e) = report.write_json(&out) {
+    if let Err(e) = report.write_json(&out, only.is_partial()) {
         eprintln!("bench: cannot write {}: {e:#}", out.display());
         return ExitCode::FAILURE;
     }
@@ -68,22 +77,64 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Runs every benchmark in turn; one that cannot be measured does not stop the others.
-async fn run_all(quick: bool, report: &mut Report) {
+/// The groups `GEOLB_BENCH_ONLY` selects; every group when it is unset or empty.
+struct Only(Option<Vec<String>>);
+
+impl Only {
+    fn from_env() -> Only {
+        let groups = std::env::var("GEOLB_BENCH_ONLY").unwrap_or_default();
+        let groups: Vec<String> = groups
+            .split(',')
+            .map(|g| g.trim().to_string())
+            .filter(|g| !g.is_empty())
+            .collect();
+        Only((!groups.is_empty()).then_some(groups))
+    }
+
+    fn runs(&self, group: &str) -> bool {
+        self.0.as_ref().is_none_or(|g| g.iter().any(|g| g == group))
+    }
+
+    fn is_partial(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+/// Runs every selected benchmark in turn; one that cannot be measured does not
+/// stop the others.
+async fn run_all(quick: bool, only: &Only, report: &mut Report) {
     let bench = match Bench::new(quick) {
         Ok(bench) => bench,
         Err(e) => return report.outcome("setup", Err(e)),
     };
-    println!("binary sizes");
-    let outcome = binaries::run(&bench, report);
-    report.outcome("binary_size", outcome);
-    println!("idle agent");
-    let outcome = agent_idle::run(&bench, report).await;
-    report.outcome("agent_idle", outcome);
-    println!("status latency");
-    let outcome = latency::run(&bench, report).await;
-    report.outcome("ack_latency", outcome);
-    println!("fan-out to 500 agents");
-    let outcome = fanout::run(&bench, report).await;
-    report.outcome("fanout_500", outcome);
+    if only.runs("binary_size") {
+        println!("binary sizes");
+        let outcome = binaries::run(&bench, report);
+        report.outcome("binary_size", outcome);
+    }
+    if only.runs("agent_idle") {
+        println!("idle agent");
+        let outcome = agent_idle::run(&bench, report).await;
+        report.outcome("agent_idle", outcome);
+    }
+    if only.runs("ack_latency") {
+        println!("status latency");
+        let outcome = latency::run(&bench, report).await;
+        report.outcome("ack_latency", outcome);
+    }
+    if only.runs("fanout_500") {
+        println!("fan-out to 500 agents");
+        let outcome = fanout::run(&bench, report).await;
+        report.outcome("fanout_500", outcome);
+    }
+    if only.runs("geo") {
+        println!("headless clients in a GeoLab");
+        let outcome = geo::run(&bench, report).await;
+        report.outcome("geo", outcome);
+    }
+    if only.runs("lab") {
+        println!("the lab's scenarios");
+        let outcome = scenarios::run(report).await;
+        report.outcome("lab", outcome);
+    }
 }

@@ -4,7 +4,32 @@
 use serde::Serialize;
 use std::path::Path;
 
-/// One measured figure. Every target is an upper bound ("at most").
+/// Which side of its target a figure must be on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bound {
+    /// The value must be at most the target (the default; not written to JSON).
+    #[default]
+    AtMost,
+    /// The value must be at least the target (`"bound": "at_least"` in JSON).
+    AtLeast,
+}
+
+impl Bound {
+    fn is_at_most(&self) -> bool {
+        *self == Bound::AtMost
+    }
+
+    fn met(self, value: f64, target: Option<f64>) -> bool {
+        target.is_none_or(|t| match self {
+            Bound::AtMost => value <= t,
+            Bound::AtLeast => value >= t,
+        })
+    }
+}
+
+/// One measured figure. A target is an upper bound ("at most") unless `bound`
+/// says `at_least`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Figure {
     /// The benchmark name, the key in `bench.json`.
@@ -21,6 +46,9 @@ pub struct Figure {
     pub met: bool,
     /// How it was measured, and the raw samples worth keeping.
     pub detail: String,
+    /// Whether the target is an upper (default) or a lower bound.
+    #[serde(skip_serializing_if = "Bound::is_at_most")]
+    pub bound: Bound,
 }
 
 /// Every figure and every benchmark that could not be measured.
@@ -31,7 +59,7 @@ pub struct Report {
 }
 
 impl Report {
-    /// Records and prints a figure.
+    /// Records and prints a figure whose target is an upper bound.
     pub fn add(
         &mut self,
         name: &str,
@@ -40,18 +68,43 @@ impl Report {
         target: Option<f64>,
         detail: impl Into<String>,
     ) {
+        self.add_bounded(name, value, unit, target, Bound::AtMost, detail);
+    }
+
+    /// Records and prints a figure whose target is a lower bound.
+    pub fn add_at_least(
+        &mut self,
+        name: &str,
+        value: f64,
+        unit: &'static str,
+        target: Option<f64>,
+        detail: impl Into<String>,
+    ) {
+        self.add_bounded(name, value, unit, target, Bound::AtLeast, detail);
+    }
+
+    fn add_bounded(
+        &mut self,
+        name: &str,
+        value: f64,
+        unit: &'static str,
+        target: Option<f64>,
+        bound: Bound,
+        detail: impl Into<String>,
+    ) {
         let figure = Figure {
             name: name.to_string(),
             value: Some(value),
             unit,
             target,
-            met: target.is_none_or(|t| value <= t),
+            met: bound.met(value, target),
             detail: detail.into(),
+            bound,
         };
         println!(
             "  {name} = {} {unit} (target {}) {}",
             format_value(value),
-            format_target(target),
+            format_target(target, bound),
             figure.detail
         );
         self.figures.push(figure);
@@ -70,6 +123,7 @@ impl Report {
                 target: None,
                 met: false,
                 detail: format!("not measured: {e:#}"),
+                bound: Bound::AtMost,
             });
         }
     }
@@ -89,7 +143,7 @@ impl Report {
                     f.name.clone(),
                     f.value.map(format_value).unwrap_or_else(|| "-".into()),
                     f.unit.to_string(),
-                    format_target(f.target),
+                    format_target(f.target, f.bound),
                     match (f.value, f.target) {
                         (None, _) => "FAILED".into(),
                         (Some(_), None) => "-".into(),
@@ -126,9 +180,17 @@ impl Report {
         out
     }
 
-    /// Writes `{name: {value, unit, target, met, detail}}` to `path`.
-    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
-        let mut map = serde_json::Map::new();
+    /// Writes `{name: {value, unit, target, met, detail}}` to `path`; with
+    /// `merge`, over the figures already there (a partial run keeps the others).
+    pub fn write_json(&self, path: &Path, merge: bool) -> anyhow::Result<()> {
+        let old = merge
+            .then(|| std::fs::read_to_string(path).ok())
+            .flatten()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+        let mut map = match old {
+            Some(serde_json::Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
         for f in &self.figures {
             map.insert(f.name.clone(), serde_json::to_value(f)?);
         }
@@ -148,9 +210,13 @@ fn format_value(value: f64) -> String {
     text.to_string()
 }
 
-fn format_target(target: Option<f64>) -> String {
+fn format_target(target: Option<f64>, bound: Bound) -> String {
+    let sign = match bound {
+        Bound::AtMost => "<=",
+        Bound::AtLeast => ">=",
+    };
     target
-        .map(|t| format!("<= {}", format_value(t)))
+        .map(|t| format!("{sign} {}", format_value(t)))
         .unwrap_or_else(|| "-".into())
 }
 
@@ -172,11 +238,35 @@ mod tests {
         report.add("b", 2.0, "ms", Some(1.0), "");
         report.add("c", 2.0, "ms", None, "");
         report.outcome("d", Err(anyhow::anyhow!("boom")));
+        report.add_at_least("e", 99.0, "%", Some(99.0), "");
+        report.add_at_least("f", 98.0, "%", Some(99.0), "");
         let met: Vec<bool> = report.figures.iter().map(|f| f.met).collect();
-        assert_eq!(met, [true, false, true, false]);
+        assert_eq!(met, [true, false, true, false, true, false]);
         assert_eq!(report.failures(), 1);
         let table = report.table();
         assert!(table.lines().nth(2).unwrap().ends_with("NO"), "{table}");
         assert!(table.lines().nth(4).unwrap().ends_with("FAILED"), "{table}");
+        assert!(table.lines().nth(6).unwrap().contains(">= 99"), "{table}");
+        assert!(table.lines().nth(6).unwrap().ends_with("NO"), "{table}");
+    }
+
+    #[test]
+    fn a_partial_run_merges_into_the_json() {
+        let dir = std::env::temp_dir().join(format!("geolb-bench-{}", std::process::id()));
+        let path = dir.join("bench.json");
+        let mut first = Report::default();
+        first.add("a", 1.0, "ms", None, "");
+        first.add("b", 1.0, "ms", None, "");
+        first.write_json(&path, false).unwrap();
+        let mut second = Report::default();
+        second.add_at_least("b", 2.0, "%", Some(1.0), "");
+        second.write_json(&path, true).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["a"]["value"], 1.0);
+        assert_eq!(json["b"]["value"], 2.0);
+        assert_eq!(json["b"]["bound"], "at_least");
+        assert!(json["a"].get("bound").is_none());
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
