@@ -7,7 +7,7 @@ CARGO ?= cargo
 # Pinned nats-server versions: the lab default, the previous minor and the upgrade target.
 NATS_VERSIONS ?= 2.11.11 2.12.8 2.14.6
 
-.PHONY: tools build test lint bench demo clean
+.PHONY: tools build test lint bench demo fuzz clean
 
 ## tools: download the pinned nats-server binaries into .tools/nats-server/<version>/
 tools:
@@ -36,6 +36,12 @@ bench: tools
 demo: tools
 	$(CARGO) build --profile demo -p geolb -p geolb-agent
 	./scripts/demo.sh
+
+## fuzz: property-based fuzzing of every wire decoder, FUZZ_CASES (200,000) cases a property, at most 5 min
+FUZZ_CASES ?= 200000
+fuzz:
+	$(CARGO) test --release -p geolb-proto --features signing --test fuzz --no-run
+	PROPTEST_CASES=$(FUZZ_CASES) timeout 300 $(CARGO) test --release -p geolb-proto --features signing --test fuzz
 
 ## clean: remove build output (keeps the downloaded .tools/; `rm -rf .tools` to refetch)
 clean:

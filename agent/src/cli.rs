@@ -57,6 +57,27 @@ pub struct RunArgs {
     /// Control-plane connection; without --control the agent only supervises.
     #[command(flatten)]
     pub control: ControlArgs,
+    /// Public nkey whose signed commands are obeyed (repeatable; GEOLB_TRUST comma separated).
+    /// Without any, unsigned commands are obeyed too (dev mode).
+    #[arg(
+        long = "trust",
+        env = "GEOLB_TRUST",
+        value_delimiter = ',',
+        value_name = "PUBKEY"
+    )]
+    pub trust: Vec<String>,
+    /// Longest validity accepted for a signed command (expires_at - issued_at).
+    #[arg(long, env = "GEOLB_COMMAND_VALIDITY", default_value = "60s")]
+    pub command_validity: WireDuration,
+    /// Clock difference tolerated between the coordinator and this agent.
+    #[arg(long, env = "GEOLB_CLOCK_SKEW", default_value = "30s")]
+    pub clock_skew: WireDuration,
+    /// Commands accepted per second; more are answered `rate_limited`.
+    #[arg(long, env = "GEOLB_COMMAND_RATE", default_value_t = crate::commands::gate::DEFAULT_RATE)]
+    pub command_rate: u32,
+    /// Commands accepted in a burst above the rate.
+    #[arg(long, env = "GEOLB_COMMAND_BURST", default_value_t = crate::commands::gate::DEFAULT_BURST)]
+    pub command_burst: u32,
     /// When a child that exited on its own is started again.
     #[arg(long, env = "GEOLB_RESTART", value_enum, default_value = "on-failure")]
     pub restart: RestartPolicy,

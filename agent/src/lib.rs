@@ -14,7 +14,8 @@
 //! - [`supervisor`]: the actor owning the child processes (spawn, reap,
 //!   restart, stop modes, flap, scale).
 //! - [`signals`]: OS signals as one enum.
-//! - [`commands`]: one function per verb, and the memory of command ids.
+//! - [`commands`]: one function per verb, the memory of command ids, signature
+//!   checks (`--trust`) and the rate limit of requests.
 //! - [`control`]: connection, micro service, outbox, heartbeats, metrics.
 //! - [`monitor`]: the nats-server monitoring endpoints.
 //! - [`binaries`]: finding installed nats-server versions.

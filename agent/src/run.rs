@@ -2,12 +2,13 @@
 //! configured) the control plane together, and returns the exit code.
 
 use crate::cli::RunArgs;
-use crate::commands::{Context, Memory};
+use crate::commands::{Auth, Bucket, Context, Gate, Memory};
 use crate::control::{self, outbox::Outbox, reports::ReportSocket, Intervals};
 use crate::identity::Identity;
 use crate::monitor::Monitor;
 use crate::signals;
 use crate::supervisor::{Backoff, DrainProbe, Spec, Supervisor};
+use geolb_proto::signing::{Trust, Window};
 use geolb_proto::{EventKind, Role};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,10 +19,18 @@ use tokio_util::task::TaskTracker;
 
 /// Command ids remembered for repeats.
 const MEMORY: usize = 4096;
+/// `command_refused` events (and warnings) a second, and their burst.
+const REFUSALS_RATE: (u32, u32) = (10, 20);
 
 /// Runs the agent until its child is done; returns the exit code.
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let identity = Identity::new(args.id(), args.region(), args.role)?;
+    let trust = Trust::new(&args.trust).map_err(|e| anyhow::anyhow!("--trust: {e}"))?;
+    let window = Window {
+        validity: args.command_validity.0,
+        skew: args.clock_skew.0,
+    };
+    let auth = Auth::new(&identity.id, trust, window);
     let monitor = args.monitor.as_deref().map(Monitor::parse).transpose()?;
     let outbox = Arc::new(Outbox::new(identity.clone(), args.outbox));
     let (events, mut event_rx) = mpsc::channel::<EventKind>(1024);
@@ -46,6 +55,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         memory: Memory::new(MEMORY),
         client_reports: reports.as_ref().map(ReportSocket::latest),
         started: Instant::now(),
+        auth,
+        gate: Gate::new(args.command_rate, args.command_burst),
+        refusals: Bucket::new(REFUSALS_RATE.0, REFUSALS_RATE.1),
+        refusals_unreported: Default::default(),
     });
     outbox.push(EventKind::AgentStarted {
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -61,7 +74,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     });
     forward_signals(&handle, &tracker)?;
     let client = match args.control.url.is_some() {
-        true => Some(
+        true => Some({
+            announce_trust(&ctx.auth, window);
             control::start(
                 &args.control,
                 ctx.clone(),
@@ -70,8 +84,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
                 &tracker,
                 token.clone(),
             )
-            .await?,
-        ),
+            .await?
+        }),
         false => {
             tracing::info!("No control plane given: supervising only.");
             None
@@ -88,6 +102,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     token.cancel();
     tracker.close();
     Ok(outcome.code)
+}
+
+/// Says once, at start, which commands the agent will obey.
+fn announce_trust(auth: &Auth, window: Window) {
+    if auth.enforced() {
+        let keys: Vec<&str> = auth.trust().keys().collect();
+        tracing::info!(
+            trusted = ?keys,
+            validity = ?window.validity,
+            skew = ?window.skew,
+            "Obeying only commands signed by a trusted key."
+        );
+    } else {
+        tracing::warn!("No --trust key given: obeying unsigned commands from anyone who can publish on the control plane (dev mode).");
+    }
 }
 
 fn spec(args: &RunArgs, monitor: Option<Monitor>) -> Spec {

@@ -2,7 +2,8 @@
 //! the one-line error convention (`geolb: <message>`, exit 1, or 2 for usage).
 
 use crate::cmd::CmdArgs;
-use crate::control::Control;
+use crate::control::{Control, SigningArgs};
+use crate::control_plane::cmd::ControlPlaneArgs;
 use crate::fleet::FleetArgs;
 use crate::watch::WatchArgs;
 use crate::{cmd, fleet, watch, UsageError};
@@ -21,6 +22,9 @@ pub struct Cli {
     /// Control-plane connection.
     #[command(flatten)]
     pub control: ControlArgs,
+    /// Command signing.
+    #[command(flatten)]
+    pub signing: SigningArgs,
     /// Log format on stderr (level from RUST_LOG, default warn).
     #[arg(long, env = "GEOLB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -38,11 +42,13 @@ pub enum Command {
     Cmd(CmdArgs),
     /// Follow agent events until Ctrl-C.
     Watch(WatchArgs),
+    /// Keys and permissions of a least-privilege control plane (`init`).
+    ControlPlane(ControlPlaneArgs),
     /// The local lab: init, up, status, down.
     Lab(crate::lab::cli::LabArgs),
     /// Run a failure scenario on the lab.
     Scenario(crate::scenario::ScenarioArgs),
-    /// Stored scenario reports: ls, summary, show.
+    /// Stored scenario reports: ls, show.
     Report(crate::report::cli::ReportArgs),
 }
 
@@ -79,15 +85,16 @@ fn one_line(rendered: &str) -> String {
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Command::Fleet(args) => fleet::run(&Control::connect(&cli.control).await?, args).await,
+        Command::Fleet(args) => fleet::run(&cli.connect().await?, args).await,
         Command::Cmd(args) => {
             let plan = args.plan()?;
-            cmd::run(&Control::connect(&cli.control).await?, &plan).await
+            cmd::run(&cli.connect().await?, &plan).await
         }
         Command::Watch(args) => {
             let subject = args.subject()?;
-            watch::run(&Control::connect(&cli.control).await?, &subject, args.json).await
+            watch::run(&cli.connect().await?, &subject, args.json).await
         }
+        Command::ControlPlane(args) => crate::control_plane::cmd::run(args),
         Command::Lab(args) => crate::lab::cli::run(args).await,
         Command::Scenario(args) => crate::scenario::run(args).await,
         Command::Report(args) => crate::report::cli::run(&cli.lab_control().await?, args).await,
@@ -95,11 +102,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 impl Cli {
+    /// Connects to the control plane, signing commands when `--signing-key` is given.
+    pub async fn connect(&self) -> anyhow::Result<Control> {
+        let signer = self.signing.signer()?;
+        let control = Control::connect(&self.control).await?;
+        Ok(control.with_signer(signer, self.signing.command_validity.0))
+    }
+
     /// `--control` when given, else the control plane of the lab in
     /// `GEOLB_LAB_DIR` (default `.lab`).
     pub async fn lab_control(&self) -> anyhow::Result<Control> {
         if self.control.url.is_some() {
-            return Ok(Control::connect(&self.control).await?);
+            return self.connect().await;
         }
         let dir = crate::lab::state::lab_dir(None);
         let state = crate::lab::state::LabState::load(&dir)?.ok_or_else(|| {

@@ -9,6 +9,7 @@
 use async_nats::{ConnectErrorKind, RequestErrorKind, ServerAddr};
 use bytes::Bytes;
 use geolb_proto::connect::{ConnectArgsError, ControlArgs};
+use geolb_proto::signing::{Signer, DEFAULT_VALIDITY};
 use geolb_proto::{subject, Command, Reply, Request};
 use std::error::Error as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,12 +20,36 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Name the coordinator's connection carries on the control plane.
 pub const CLIENT_NAME: &str = "geolb";
 
-/// A connected coordinator: the NATS client and the command id generator.
+/// How the coordinator signs commands (`geolb --signing-key FILE`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SigningArgs {
+    /// File holding the nkey seed that signs every command (agents trust its public key with --trust).
+    #[arg(long, env = "GEOLB_SIGNING_KEY")]
+    pub signing_key: Option<std::path::PathBuf>,
+    /// How long a signed command stays valid (agents accept at most their --command-validity).
+    #[arg(long, env = "GEOLB_COMMAND_VALIDITY", default_value = "60s")]
+    pub command_validity: geolb_proto::WireDuration,
+}
+
+impl SigningArgs {
+    /// The signer, read from `--signing-key`.
+    pub fn signer(&self) -> Result<Option<Signer>, geolb_proto::signing::KeyError> {
+        self.signing_key
+            .as_deref()
+            .map(Signer::from_file)
+            .transpose()
+    }
+}
+
+/// A connected coordinator: the NATS client, the command id generator and,
+/// when given, the key that signs every command.
 pub struct Control {
     client: async_nats::Client,
     id_prefix: String,
     next_id: AtomicU64,
     url: String,
+    signer: Option<Signer>,
+    validity: Duration,
 }
 
 /// Why the control plane could not be reached.
@@ -45,11 +70,19 @@ pub enum ControlError {
     #[error(transparent)]
     Args(#[from] ConnectArgsError),
     /// The server refused our credentials.
-    #[error("the control plane at {url} refused the credentials: {reason}; check --creds, --user/--password, --token or --nkey")]
+    #[error("the control plane at {url} refused the credentials: {reason}; check --creds, --user/--password, --token, --nkey or --nkey-file")]
     Auth {
         /// The URL, secrets removed.
         url: String,
         /// Why.
+        reason: String,
+    },
+    /// The TLS handshake failed (an untrusted or mismatched certificate).
+    #[error("TLS to the control plane at {url} failed: {reason}; check --tls-ca (the CA that signed the server's certificate) and --tls-cert/--tls-key")]
+    Tls {
+        /// The URL, secrets removed.
+        url: String,
+        /// Why, from the TLS library.
         reason: String,
     },
     /// Nothing answered at the URL.
@@ -98,7 +131,8 @@ impl RequestFailure {
 impl Control {
     /// Connects to the control plane named by `args`, failing fast.
     pub async fn connect(args: &ControlArgs) -> Result<Control, ControlError> {
-        let raw = args.url.as_deref().map(str::trim).unwrap_or_default();
+        let server_url = args.server_url();
+        let raw = server_url.trim();
         if raw.is_empty() {
             return Err(ControlError::NoUrl);
         }
@@ -125,7 +159,21 @@ impl Control {
             id_prefix: random_base62(16),
             next_id: AtomicU64::new(1),
             url: url.into(),
+            signer: None,
+            validity: DEFAULT_VALIDITY,
         }
+    }
+
+    /// Signs every command with `signer`, valid for `validity` from its issue time.
+    pub fn with_signer(mut self, signer: Option<Signer>, validity: Duration) -> Control {
+        self.signer = signer;
+        self.validity = validity;
+        self
+    }
+
+    /// The public key commands are signed with, if any.
+    pub fn signing_key(&self) -> Option<&str> {
+        self.signer.as_ref().map(Signer::public_key)
     }
 
     /// The underlying NATS client.
@@ -154,8 +202,13 @@ impl Control {
         subject::validate_name("agent id", agent_id)
             .map_err(|e| RequestFailure::InvalidTarget(e.to_string()))?;
         let command = Command::new(self.next_command_id(), request);
+        let id = command.id.clone();
+        let body = match &self.signer {
+            Some(signer) => signer.sign(command, agent_id, request.verb(), self.validity),
+            None => command.encode(),
+        };
         let nats_request = async_nats::Request::new()
-            .payload(Bytes::from(command.encode()))
+            .payload(Bytes::from(body))
             .timeout(Some(timeout));
         let message = self
             .client
@@ -169,10 +222,13 @@ impl Control {
         let reply = Reply::decode(&message.payload).map_err(|e| {
             RequestFailure::BadReply(format!("agent {agent_id} sent undecodable JSON: {e}"))
         })?;
-        if reply.id != command.id {
+        // A refusal before the agent could read the id (rate limited, not
+        // decodable) comes back without it; the request inbox is ours alone.
+        let refused_early = reply.id.is_empty() && !reply.ok;
+        if reply.id != id && !refused_early {
             return Err(RequestFailure::BadReply(format!(
-                "agent {agent_id} answered command {:?}, not {:?}",
-                reply.id, command.id
+                "agent {agent_id} answered command {:?}, not {id:?}",
+                reply.id
             )));
         }
         Ok(reply)
@@ -207,6 +263,10 @@ fn connect_error(url: &str, error: &async_nats::ConnectError) -> ControlError {
             url,
             reason: error.to_string(),
         },
+        ConnectErrorKind::Tls => ControlError::Tls {
+            url,
+            reason: tls_reason(error),
+        },
         ConnectErrorKind::TimedOut => ControlError::Unreachable {
             url,
             reason: format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
@@ -215,11 +275,33 @@ fn connect_error(url: &str, error: &async_nats::ConnectError) -> ControlError {
             url,
             reason: "cannot resolve the host name".to_string(),
         },
-        _ => ControlError::Unreachable {
-            url,
-            reason: io_reason(error),
-        },
+        _ => {
+            let reason = io_reason(error);
+            if is_tls(&reason) {
+                ControlError::Tls { url, reason }
+            } else {
+                ControlError::Unreachable { url, reason }
+            }
+        }
     }
+}
+
+/// Whether an I/O failure is the TLS handshake's (rustls reports through I/O errors).
+fn is_tls(reason: &str) -> bool {
+    ["certificate", "tls", "handshake"]
+        .iter()
+        .any(|word| reason.contains(word))
+}
+
+/// The innermost error's text, on one line ("invalid peer certificate: UnknownIssuer").
+fn tls_reason(error: &async_nats::ConnectError) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(err) = source {
+        text = err.to_string();
+        source = err.source();
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A few words from the innermost I/O error ("connection refused").

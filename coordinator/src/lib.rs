@@ -15,7 +15,8 @@
 //!
 //! # Layout
 //! - [`cli`]: the command line and the dispatch to one module per subcommand.
-//! - [`control`]: connection and the command request path.
+//! - [`control`]: connection and the command request path (commands signed with `--signing-key`).
+//! - [`control_plane`]: the least-privilege layout (nkeys, permissions) and `control-plane init`.
 //! - [`fleet`]: `fleet ls`, the heartbeat stream and the listing.
 //! - [`liveness`]: live, stale or lost, from a heartbeat's age (pure).
 //! - [`selector`]: `SELECTOR`: an id, `region=R`, `role=R` or `all` (pure).
@@ -26,6 +27,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod control;
+pub mod control_plane;
 pub mod fleet;
 pub mod lab;
 pub mod liveness;

@@ -272,7 +272,13 @@ fn no_args(verb: Verb, args: &serde_json::Value) -> Result<(), ReplyError> {
 fn typed<T: DeserializeOwned>(verb: Verb, args: &serde_json::Value) -> Result<T, ReplyError> {
     let args = match args {
         serde_json::Value::Null => serde_json::Value::Object(Default::default()),
-        other => other.clone(),
+        serde_json::Value::Object(_) => args.clone(),
+        other => {
+            return Err(ReplyError::new(
+                ErrorKind::InvalidArgument,
+                format!("arguments of {verb} must be a JSON object, got {other}"),
+            ))
+        }
     };
     serde_json::from_value(args).map_err(|e| {
         ReplyError::new(
@@ -296,6 +302,15 @@ pub struct Command {
     /// When the sender issued the command (ms since epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_at_ms: Option<u64>,
+    /// Signed commands only: the agent id the command is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// Signed commands only: the verb the command is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verb: Option<String>,
+    /// Signed commands only: when the command stops being valid (ms since epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<u64>,
 }
 
 impl Command {
@@ -306,7 +321,25 @@ impl Command {
             id: id.into(),
             args: request.args(),
             issued_at_ms: Some(crate::now_ms()),
+            agent: None,
+            verb: None,
+            expires_at_ms: None,
         }
+    }
+
+    /// Binds the command to one agent and verb and gives it an expiry
+    /// `validity` after its issue time, as a signed command needs.
+    pub fn bound(
+        mut self,
+        agent: impl Into<String>,
+        verb: Verb,
+        validity: std::time::Duration,
+    ) -> Command {
+        let issued = *self.issued_at_ms.get_or_insert_with(crate::now_ms);
+        self.agent = Some(agent.into());
+        self.verb = Some(verb.as_str().to_string());
+        self.expires_at_ms = Some(issued.saturating_add(validity.as_millis() as u64));
+        self
     }
 
     /// Decodes a request body; malformed JSON or a missing id is a `bad_request`.

@@ -27,9 +27,17 @@ pub struct ControlArgs {
         conflicts_with = "nkey"
     )]
     pub token: Option<String>,
-    /// Nkey seed (SU...).
-    #[arg(long, env = "GEOLB_NKEY", hide_env_values = true)]
+    /// Nkey seed (SU...); prefer --nkey-file, a command line is visible to every local user.
+    #[arg(
+        long,
+        env = "GEOLB_NKEY",
+        hide_env_values = true,
+        conflicts_with = "nkey_file"
+    )]
     pub nkey: Option<String>,
+    /// File holding an nkey seed (SU...), e.g. one written by `geolb control-plane init`.
+    #[arg(long, env = "GEOLB_NKEY_FILE", conflicts_with_all = ["creds", "user", "token"])]
+    pub nkey_file: Option<PathBuf>,
     /// CA certificate to trust for TLS to the control plane.
     #[arg(long, env = "GEOLB_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
@@ -51,6 +59,14 @@ pub enum ConnectArgsError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// The nkey file could not be read or holds no seed.
+    #[error("cannot use nkey file {path}: {reason}; check --nkey-file / GEOLB_NKEY_FILE")]
+    NkeyFile {
+        /// The file.
+        path: PathBuf,
+        /// Why (never the file's content).
+        reason: String,
     },
     /// A TLS file does not exist.
     #[error("TLS file {0} does not exist; check --tls-ca / --tls-cert / --tls-key")]
@@ -74,6 +90,21 @@ impl ControlArgs {
                         source,
                     })?;
         }
+        // Credentials inside the URL are applied as options and the URL is
+        // passed on without them (`server_url`), so the client library never
+        // holds, and can never log, a URL with a secret in it.
+        let explicit = self.creds.is_some()
+            || self.user.is_some()
+            || self.token.is_some()
+            || self.nkey.is_some()
+            || self.nkey_file.is_some();
+        match self.url.as_deref().and_then(url_credentials) {
+            Some(UrlAuth::UserPassword(user, password)) if !explicit => {
+                options = options.user_and_password(user, password);
+            }
+            Some(UrlAuth::Token(token)) if !explicit => options = options.token(token),
+            _ => {}
+        }
         if let (Some(user), Some(password)) = (&self.user, &self.password) {
             options = options.user_and_password(user.clone(), password.clone());
         }
@@ -82,6 +113,9 @@ impl ControlArgs {
         }
         if let Some(seed) = &self.nkey {
             options = options.nkey(seed.clone());
+        }
+        if let Some(path) = &self.nkey_file {
+            options = options.nkey(read_seed(path)?);
         }
         if let Some(ca) = &self.tls_ca {
             exists(ca)?;
@@ -95,10 +129,31 @@ impl ControlArgs {
         Ok(options.reconnect_delay_callback(reconnect_delay))
     }
 
+    /// The URL(s) to connect to, without any credentials (those go through [`Self::options`]).
+    pub fn server_url(&self) -> String {
+        self.url
+            .as_deref()
+            .map(strip_credentials)
+            .unwrap_or_default()
+    }
+
     /// The URL for messages, with no secret in it.
     pub fn display_url(&self) -> String {
         self.url.as_deref().map(redact_url).unwrap_or_default()
     }
+}
+
+/// The nkey seed in `path`: the first word of 58 characters starting with `S`.
+pub fn read_seed(path: &std::path::Path) -> Result<String, ConnectArgsError> {
+    let fail = |reason: String| ConnectArgsError::NkeyFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    text.split_whitespace()
+        .find(|w| w.len() == 58 && w.starts_with('S'))
+        .map(str::to_string)
+        .ok_or_else(|| fail("it holds no nkey seed (58 characters starting with S)".into()))
 }
 
 fn exists(path: &std::path::Path) -> Result<(), ConnectArgsError> {
@@ -121,6 +176,44 @@ pub fn reconnect_delay(attempts: usize) -> Duration {
     } else {
         Duration::from_millis((base as f64 * jitter) as u64)
     }
+}
+
+/// Credentials written into a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrlAuth {
+    /// `nats://user:password@host`.
+    UserPassword(String, String),
+    /// `nats://token@host`.
+    Token(String),
+}
+
+/// The credentials in the first URL of the list that has any.
+pub fn url_credentials(url: &str) -> Option<UrlAuth> {
+    url.split(',').find_map(|one| {
+        let (_, userinfo, _) = split_userinfo(one.trim())?;
+        Some(match userinfo.split_once(':') {
+            Some((user, password)) => UrlAuth::UserPassword(user.into(), password.into()),
+            None => UrlAuth::Token(userinfo.into()),
+        })
+    })
+}
+
+/// The URL list with every `user:secret@` removed.
+pub fn strip_credentials(url: &str) -> String {
+    url.split(',')
+        .map(|one| match split_userinfo(one) {
+            Some((scheme, _, rest)) => format!("{scheme}{rest}"),
+            None => one.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `(scheme://, userinfo, @host...)` when the URL carries user info.
+fn split_userinfo(one: &str) -> Option<(&str, &str, &str)> {
+    let scheme = one.find("://")? + 3;
+    let at = one.rfind('@')?;
+    (at > scheme).then(|| (&one[..scheme], &one[scheme..at], &one[at + 1..]))
 }
 
 /// Replaces the password or token in `nats://user:secret@host` URLs.
@@ -163,5 +256,22 @@ mod tests {
             "nats://***@h:1,nats://h2:2"
         );
         assert_eq!(redact_url("nats://h:4222"), "nats://h:4222");
+    }
+
+    #[test]
+    fn urls_hand_their_credentials_to_options() {
+        assert_eq!(
+            strip_credentials("nats://a:s3cret@h:1, tls://tok@h2:2,nats://h3:3"),
+            "nats://h:1, tls://h2:2,nats://h3:3"
+        );
+        assert_eq!(
+            url_credentials("nats://h:1,nats://a:s3cret@h:4222"),
+            Some(UrlAuth::UserPassword("a".into(), "s3cret".into()))
+        );
+        assert_eq!(
+            url_credentials("nats://tok@h:1"),
+            Some(UrlAuth::Token("tok".into()))
+        );
+        assert_eq!(url_credentials("nats://h:1"), None);
     }
 }

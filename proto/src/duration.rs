@@ -62,11 +62,31 @@ pub fn parse(s: &str) -> Result<Duration, String> {
             ))
         }
     };
+    // Whole numbers are converted exactly; only fractions go through floats.
+    if let (Ok(whole), Some(nanos)) = (num.parse::<u64>(), unit_nanos(unit.trim())) {
+        return whole
+            .checked_mul(nanos)
+            .filter(|n| *n <= 1_000_000_000 * 1_000_000_000)
+            .map(Duration::from_nanos)
+            .ok_or_else(|| format!("duration {s:?} is too large"));
+    }
     let secs = value * scale;
     if !secs.is_finite() || secs > 1e9 {
         return Err(format!("duration {s:?} is too large"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Nanoseconds in one `unit`.
+fn unit_nanos(unit: &str) -> Option<u64> {
+    Some(match unit {
+        "" | "ms" => 1_000_000,
+        "us" | "µs" => 1_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        _ => return None,
+    })
 }
 
 impl Serialize for WireDuration {
@@ -88,7 +108,9 @@ impl<'de> Deserialize<'de> for WireDuration {
             Raw::Millis(ms) if ms < 0 => Err(de::Error::custom(format!(
                 "duration {ms} is negative; use a value of 0 or more"
             ))),
-            Raw::Millis(ms) => Ok(WireDuration::from_millis(ms as u64)),
+            Raw::Millis(ms) => parse(&format!("{ms}ms"))
+                .map(WireDuration)
+                .map_err(de::Error::custom),
             Raw::Float(ms) => parse(&format!("{ms}ms"))
                 .map(WireDuration)
                 .map_err(de::Error::custom),
@@ -132,5 +154,19 @@ mod tests {
         assert_eq!(text, "\"1500ms\"");
         assert_eq!(serde_json::from_str::<WireDuration>(&text).unwrap(), d);
         assert_eq!(serde_json::from_str::<WireDuration>("1500").unwrap(), d);
+    }
+
+    #[test]
+    fn whole_numbers_are_exact_and_bounded() {
+        // Found by `make fuzz`: 15921499151 ms came back as 15921499.150999999 s.
+        let d = WireDuration::from_millis(15_921_499_151);
+        let text = serde_json::to_string(&d).unwrap();
+        assert_eq!(serde_json::from_str::<WireDuration>(&text).unwrap(), d);
+        assert_eq!(
+            serde_json::from_str::<WireDuration>("15921499151").unwrap(),
+            d
+        );
+        assert!(parse("99999999999999999999h").is_err());
+        assert!(serde_json::from_str::<WireDuration>(&i64::MAX.to_string()).is_err());
     }
 }

@@ -23,6 +23,7 @@
 //! - [`event`]: heartbeats and events.
 //! - [`metrics`]: process, host and nats-server metrics.
 //! - [`wan`]: link behaviour and the WAN emulator's commands.
+//! - `signing` (feature `signing`, implied by `connect`): signed commands (ed25519 nkeys), the envelope and its checks.
 //! - `connect` (feature `connect`): control-plane URL and auth flags, as async-nats options.
 //! - `logging` (feature `connect`): `--log-format` and the tracing set-up of both binaries.
 
@@ -36,6 +37,8 @@ pub mod event;
 pub mod logging;
 pub mod metrics;
 pub mod reply;
+#[cfg(feature = "signing")]
+pub mod signing;
 pub mod status;
 pub mod subject;
 pub mod wan;

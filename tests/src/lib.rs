@@ -23,9 +23,10 @@
 //! - [`supercluster`]: `SuperCluster`, clusters joined by gateways.
 //! - [`process`]: `ProcessGuard`, kills a spawned process tree on `Drop`.
 //! - [`agent`]: `geolb-agent run` around a server or command, and `geolb` runs.
+//! - [`procfs`]: process state, children, zombies and leftovers, read from `/proc`.
+//! - [`secure`]: `SecureControlPlane`, a least-privilege control plane (nkeys, signing key).
 //! - [`geo`]: `GeoLab`, a super-cluster behind the WAN emulator, with faults, and
 //!   `ClientProc`, a headless client whose records are read as they come.
-//! - [`procfs`]: process state, children, zombies and leftovers, read from `/proc`.
 
 pub mod agent;
 pub mod cluster;
@@ -35,6 +36,7 @@ pub mod http;
 pub mod ports;
 pub mod process;
 pub mod procfs;
+pub mod secure;
 pub mod server;
 pub mod supercluster;
 pub mod tools;

@@ -1,12 +1,18 @@
-//! The verbs: one decoding path for every request, one function per verb,
-//! and a memory of answered command ids so a repeated id is not applied twice.
+//! The verbs: one decoding path for every request (size, verb, signature:
+//! [`auth`]), one function per verb, a memory of answered command ids so a
+//! repeated id is not applied twice, and the admission [`gate`] that keeps a
+//! flood of requests cheap and bounded.
 
+pub mod auth;
 mod flap;
+pub mod gate;
 mod memory;
 mod scale;
 mod stop;
 mod upgrade;
 
+pub use auth::Auth;
+pub use gate::{Bucket, Gate};
 pub use memory::Memory;
 use memory::Seen;
 
@@ -16,6 +22,7 @@ use crate::monitor::Monitor;
 use crate::supervisor::{Handle, Snapshot};
 use geolb_proto::{AgentStatus, Command, ErrorKind, EventKind, Reply, ReplyError, Request, Verb};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,6 +51,14 @@ pub struct Context {
     pub client_reports: Option<Arc<crate::control::reports::Latest>>,
     /// When the agent started.
     pub started: Instant,
+    /// Which commands are obeyed (`--trust`).
+    pub auth: Auth,
+    /// The rate limit and in-flight cap of requests.
+    pub gate: Gate,
+    /// The rate of `command_refused` events and warnings.
+    pub refusals: Bucket,
+    /// Refusals not reported because of that rate.
+    pub refusals_unreported: AtomicU64,
 }
 
 impl Context {
@@ -87,7 +102,7 @@ fn status_of(ctx: &Context, snapshot: &Snapshot) -> AgentStatus {
 /// Answers one request sent to `verb` (the endpoint's name) with `payload`.
 /// Never panics: bad input becomes a typed error reply and changes nothing.
 pub async fn answer(ctx: &Context, verb: &str, payload: &[u8]) -> Reply {
-    let command = match decode(verb, payload) {
+    let command = match decode(&ctx.auth, verb, payload) {
         Ok(pair) => pair,
         Err((id, error)) => return refuse(ctx, verb, id, error),
     };
@@ -118,7 +133,11 @@ pub async fn answer(ctx: &Context, verb: &str, payload: &[u8]) -> Reply {
     reply
 }
 
-fn decode(verb: &str, payload: &[u8]) -> Result<(Command, Request), (String, ReplyError)> {
+fn decode(
+    auth: &Auth,
+    verb: &str,
+    payload: &[u8],
+) -> Result<(Command, Request), (String, ReplyError)> {
     let no_id = |e| (String::new(), e);
     if payload.len() > MAX_PAYLOAD {
         return Err(no_id(ReplyError::new(
@@ -130,11 +149,7 @@ fn decode(verb: &str, payload: &[u8]) -> Result<(Command, Request), (String, Rep
         )));
     }
     let verb: Verb = verb.parse().map_err(no_id)?;
-    let command = if payload.iter().all(u8::is_ascii_whitespace) && verb == Verb::Status {
-        Command::new("", &Request::Status)
-    } else {
-        Command::decode(payload).map_err(no_id)?
-    };
+    let command = auth.admit(verb, payload)?;
     match Request::parse(verb, &command.args) {
         Ok(request) => Ok((command, request)),
         Err(e) => Err((command.id, e)),
@@ -148,13 +163,27 @@ fn busy() -> ReplyError {
     )
 }
 
-fn refuse(ctx: &Context, verb: &str, id: String, error: ReplyError) -> Reply {
-    tracing::warn!(verb, error = %error, "Command refused.");
-    ctx.outbox.push(EventKind::CommandRefused {
-        verb: verb.chars().take(32).collect(),
-        error: error.kind,
-        message: error.message.clone(),
-    });
+/// Answers `error` and reports it: a warning and a `command_refused` event,
+/// themselves rate-limited so a flood of bad requests cannot flood the
+/// outbox (the next reported refusal counts the ones left out).
+pub fn refuse(ctx: &Context, verb: &str, id: String, error: ReplyError) -> Reply {
+    let verb: String = verb.chars().take(32).collect();
+    if ctx.refusals.take() {
+        let skipped = ctx.refusals_unreported.swap(0, Ordering::Relaxed);
+        tracing::warn!(verb, error = %error, skipped, "Command refused.");
+        let mut message = error.message.clone();
+        if skipped > 0 {
+            message.push_str(&format!(" ({skipped} more refusals not reported)"));
+        }
+        ctx.outbox.push(EventKind::CommandRefused {
+            verb,
+            error: error.kind,
+            message,
+        });
+    } else {
+        ctx.refusals_unreported.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(verb, error = %error, "Command refused (not reported: too many).");
+    }
     Reply::new(id, Err(error), ctx.status())
 }
 

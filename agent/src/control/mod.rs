@@ -17,6 +17,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Messages a subscription buffers before the client drops the excess: a
+/// flood of requests waits here at most (with the request gate behind it).
+const SUBSCRIPTION_CAPACITY: usize = 512;
+
 /// How often heartbeats and metrics go out.
 #[derive(Debug, Clone, Copy)]
 pub struct Intervals {
@@ -36,26 +40,18 @@ pub async fn start(
     tracker: &TaskTracker,
     token: CancellationToken,
 ) -> anyhow::Result<async_nats::Client> {
-    let url = args.url.clone().unwrap_or_default();
-    let options = args
-        .options(&format!("geolb-agent {}", ctx.identity.id))
-        .await?
-        .retry_on_initial_connect()
-        .max_reconnects(None)
-        .connection_timeout(Duration::from_secs(2))
-        .event_callback(|event| async move {
-            tracing::info!(event = %event, "Control-plane connection event.");
-        });
-    let client = options
-        .connect(url.as_str())
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot use control plane {}: {e}", args.display_url()))?;
+    let name = format!("geolb-agent {}", ctx.identity.id);
+    let client = connect(args, &name).await?;
     tracing::info!(url = %args.display_url(), "Control plane configured.");
 
     let service = service::register(&client, &ctx).await?;
     tracker.spawn(service::serve(service, ctx.clone(), token.clone()));
+    // Unknown verbs are caught on a connection of their own: nats-server
+    // drops the right to reply (`allow_responses`) when one connection
+    // receives a request through two overlapping subscriptions.
+    let catcher = connect(args, &format!("{name} unknown verbs")).await?;
     tracker.spawn(service::refuse_unknown_verbs(
-        client.clone(),
+        catcher,
         ctx.clone(),
         token.clone(),
     ));
@@ -84,4 +80,23 @@ pub async fn start(
         token,
     ));
     Ok(client)
+}
+
+/// One control-plane connection that retries forever in the background.
+async fn connect(args: &ControlArgs, name: &str) -> anyhow::Result<async_nats::Client> {
+    let url = args.server_url();
+    let options = args
+        .options(name)
+        .await?
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(2))
+        .subscription_capacity(SUBSCRIPTION_CAPACITY)
+        .event_callback(|event| async move {
+            tracing::info!(event = %event, "Control-plane connection event.");
+        });
+    options
+        .connect(url.as_str())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot use control plane {}: {e}", args.display_url()))
 }

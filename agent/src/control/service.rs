@@ -1,7 +1,9 @@
 //! The agent as a NATS micro service (ADR-32): `$SRV.PING`, `$SRV.INFO` and
 //! `$SRV.STATS` answered by async-nats, and one endpoint per verb on
 //! `geolb.agent.<id>.<verb>`. Each request is answered in its own task, so a
-//! long `upgrade` does not hold up `status`.
+//! long `upgrade` does not hold up `status`; the admission gate
+//! ([`commands::Gate`]) bounds how many run at once and how many arrive a
+//! second, answering the excess `rate_limited` inline.
 
 use crate::commands::{self, Context};
 use async_nats::service::{Request, Service, ServiceExt};
@@ -74,7 +76,10 @@ pub async fn refuse_unknown_verbs(
         let (Some(reply_to), Err(_)) = (message.reply, verb.parse::<Verb>()) else {
             continue;
         };
-        let reply = commands::answer(&ctx, verb, &message.payload).await;
+        let reply = match ctx.gate.admit(false) {
+            Ok(_permit) => commands::answer(&ctx, verb, &message.payload).await,
+            Err(e) => commands::refuse(&ctx, verb, String::new(), e),
+        };
         let _ = client.publish(reply_to, reply.encode().into()).await;
     }
 }
@@ -90,8 +95,17 @@ pub async fn serve(mut registered: Registered, ctx: Arc<Context>, token: Cancell
                 None => return,
             },
         };
+        let permit = match ctx.gate.admit(verb == Verb::Status) {
+            Ok(permit) => permit,
+            Err(e) => {
+                let reply = commands::refuse(&ctx, verb.as_str(), String::new(), e);
+                let _ = request.respond(Ok(reply.encode().into())).await;
+                continue;
+            }
+        };
         let ctx = ctx.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let reply = commands::answer(&ctx, verb.as_str(), &request.message.payload).await;
             if let Err(e) = request.respond(Ok(reply.encode().into())).await {
                 tracing::warn!(error = %e, "Reply not sent.");

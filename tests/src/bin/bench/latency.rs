@@ -1,13 +1,19 @@
 //! `ack_latency_status_p50_us` / `_p99_us`: sequential `status` commands through the
 //! coordinator's request path (`Control::request`) to one release agent on a
-//! loopback control plane; and `raw_request_p50_us` / `_p99_us`: plain async-nats
-//! request/reply against an echo task in this process, the floor under the former.
+//! loopback control plane; `ack_latency_signed_p50_us` / `_p99_us`: the same with
+//! every command signed (ed25519 nkey) and the agent started with `--trust`, so it
+//! verifies, checks the window and remembers the id; and `raw_request_p50_us` /
+//! `_p99_us`: plain async-nats request/reply against an echo task in this process,
+//! the floor under the former.
 
 use crate::agents::{connect, wait_answering, Bench};
 use crate::report::Report;
 use crate::stats::{percentile, us};
+use anyhow::Context as _;
 use futures::StreamExt;
+use geolb_proto::signing::{Signer, DEFAULT_VALIDITY};
 use geolb_proto::{Command, Request};
+use geolb_tests::agent::AgentBuilder;
 use geolb_tests::{NatsServer, ServerConfig};
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -29,22 +35,52 @@ pub async fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
     let server = NatsServer::start(bench.nats_version, ServerConfig::default().jetstream());
     let url = server.client_url();
     let _agent = bench.spawn_agent("lat-1", "lon", &url, "1s", "5s")?;
+    let signer = Signer::generate();
+    let _signed_agent = AgentBuilder::new("lat-2", "lon")
+        .intervals("1s", "5s")
+        .arg("--role")
+        .arg("client")
+        .arg("--trust")
+        .arg(signer.public_key())
+        .control(&url)
+        .quiet()
+        .try_spawn_bin(&bench.agent, &["sleep", "3600"])
+        .with_context(|| format!("spawn {} for agent lat-2", bench.agent.display()))?;
     let control = connect(&url).await?;
+    let signed = connect(&url)
+        .await?
+        .with_signer(Some(signer), DEFAULT_VALIDITY);
     wait_answering(&control, "lat-1", Duration::from_secs(10)).await?;
+    wait_answering(&signed, "lat-2", Duration::from_secs(10)).await?;
 
-    let control = &control;
-    let samples = sample(move || async move {
-        let reply = control.request("lat-1", &Request::Status, TIMEOUT).await?;
-        anyhow::ensure!(reply.ok, "status failed: {:?}", reply.error);
-        Ok(())
-    })
+    // Unsigned and signed requests alternate, so both see the same machine.
+    let (control, signed) = (&control, &signed);
+    let (plain, with_signing) = sample_pair(
+        move || async move {
+            let reply = control.request("lat-1", &Request::Status, TIMEOUT).await?;
+            anyhow::ensure!(reply.ok, "status failed: {:?}", reply.error);
+            Ok(())
+        },
+        move || async move {
+            let reply = signed.request("lat-2", &Request::Status, TIMEOUT).await?;
+            anyhow::ensure!(reply.ok, "signed status failed: {:?}", reply.error);
+            Ok(())
+        },
+    )
     .await?;
     add_percentiles(
         report,
         "ack_latency_status",
-        &samples,
+        &plain,
         [Some(P50_TARGET_US), Some(P99_TARGET_US)],
         "Control::request(status) to a release agent, loopback",
+    );
+    add_percentiles(
+        report,
+        "ack_latency_signed",
+        &with_signing,
+        [Some(P50_TARGET_US), Some(P99_TARGET_US)],
+        "as ack_latency_status (interleaved with it), every command signed by the coordinator and verified by the agent (--trust)",
     );
 
     let responder = async_nats::connect(&url).await?;
@@ -93,6 +129,33 @@ where
         samples.push(started.elapsed());
     }
     Ok(samples)
+}
+
+/// Like [`sample`] for two operations, alternating `a` and `b` on every round.
+async fn sample_pair<A, FutA, B, FutB>(
+    mut a: A,
+    mut b: B,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)>
+where
+    A: FnMut() -> FutA,
+    FutA: Future<Output = anyhow::Result<()>>,
+    B: FnMut() -> FutB,
+    FutB: Future<Output = anyhow::Result<()>>,
+{
+    for _ in 0..WARMUP {
+        a().await?;
+        b().await?;
+    }
+    let (mut of_a, mut of_b) = (Vec::with_capacity(SAMPLES), Vec::with_capacity(SAMPLES));
+    for _ in 0..SAMPLES {
+        let started = Instant::now();
+        a().await?;
+        of_a.push(started.elapsed());
+        let started = Instant::now();
+        b().await?;
+        of_b.push(started.elapsed());
+    }
+    Ok((of_a, of_b))
 }
 
 /// Adds `<prefix>_p50_us` and `<prefix>_p99_us`.

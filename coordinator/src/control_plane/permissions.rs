@@ -1,0 +1,201 @@
+//! Who may publish and subscribe what on the control plane, rendered as a
+//! nats-server `authorization` block of nkey users (pure: no files, no keys
+//! made here).
+//!
+//! - an **agent** publishes only its own `geolb.{hb,evt,metrics,client}.<region>.<id>`
+//!   and replies to the requests it receives (`allow_responses`); it
+//!   subscribes only to its own `geolb.agent.<id>.>` and the ADR-32
+//!   discovery subjects of the `geolb-agent` service;
+//! - the **coordinator** alone publishes commands (`geolb.agent.>`), sends
+//!   discovery requests, uses the JetStream API of its streams, and reads
+//!   every telemetry subject and its `_INBOX.>`;
+//! - a **client** (observer: dashboards, `nats sub`, `nats micro ls`) reads
+//!   telemetry and may send discovery requests; it publishes nothing else.
+
+use geolb_proto::subject::SERVICE_NAME;
+use std::fmt::Write;
+
+/// What one identity may do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Permissions {
+    /// Subjects it may publish to.
+    pub publish: Vec<String>,
+    /// Subjects it may subscribe to.
+    pub subscribe: Vec<String>,
+    /// Whether it may answer the requests it receives.
+    pub allow_responses: bool,
+}
+
+/// The ADR-32 discovery subjects the async-nats service module subscribes to
+/// (`$SRV.<verb>`, `$SRV.<verb>.<name>`, `$SRV.<verb>.<name>.<id>`).
+fn discovery() -> Vec<String> {
+    let mut subjects: Vec<String> = ["PING", "INFO", "STATS"]
+        .iter()
+        .map(|verb| format!("$SRV.{verb}"))
+        .collect();
+    subjects.push(format!("$SRV.*.{SERVICE_NAME}"));
+    subjects.push(format!("$SRV.*.{SERVICE_NAME}.*"));
+    subjects
+}
+
+fn telemetry() -> Vec<String> {
+    [
+        "geolb.hb.>",
+        "geolb.evt.>",
+        "geolb.metrics.>",
+        "geolb.client.>",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Agent `id` of `region`.
+pub fn agent(id: &str, region: &str) -> Permissions {
+    let publish = ["hb", "evt", "metrics", "client"]
+        .iter()
+        .map(|kind| format!("geolb.{kind}.{region}.{id}"))
+        .collect();
+    let mut subscribe = vec![format!("geolb.agent.{id}.>")];
+    subscribe.extend(discovery());
+    Permissions {
+        publish,
+        subscribe,
+        allow_responses: true,
+    }
+}
+
+/// The JetStream API subjects that manage and read stream `name` only.
+pub fn jetstream(name: &str) -> Vec<String> {
+    vec![
+        "$JS.API.INFO".to_string(),
+        format!("$JS.API.STREAM.*.{name}"),
+        format!("$JS.API.STREAM.MSG.*.{name}"),
+        format!("$JS.API.DIRECT.GET.{name}"),
+        format!("$JS.API.DIRECT.GET.{name}.>"),
+        format!("$JS.API.CONSUMER.*.{name}"),
+        format!("$JS.API.CONSUMER.*.{name}.>"),
+        format!("$JS.API.CONSUMER.MSG.NEXT.{name}.>"),
+        format!("$JS.API.CONSUMER.DURABLE.CREATE.{name}.>"),
+        format!("$JS.ACK.{name}.>"),
+    ]
+}
+
+/// The coordinator, managing `streams` and publishing `extra` subjects too.
+pub fn coordinator(streams: &[String], extra: &[String]) -> Permissions {
+    let mut publish = vec!["geolb.agent.>".to_string(), "$SRV.>".to_string()];
+    for name in streams {
+        for subject in jetstream(name) {
+            if !publish.contains(&subject) {
+                publish.push(subject);
+            }
+        }
+    }
+    publish.extend(extra.iter().cloned());
+    let mut subscribe = telemetry();
+    subscribe.push("_INBOX.>".to_string());
+    Permissions {
+        publish,
+        subscribe,
+        allow_responses: false,
+    }
+}
+
+/// A client or observer: reads telemetry, may ask who is there.
+pub fn client() -> Permissions {
+    let mut subscribe = telemetry();
+    subscribe.push("_INBOX.>".to_string());
+    Permissions {
+        publish: discovery(),
+        subscribe,
+        allow_responses: false,
+    }
+}
+
+/// One nkey user of the `authorization` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// A comment naming it (`agent lon-1`).
+    pub comment: String,
+    /// Its public nkey (`U...`).
+    pub nkey: String,
+    /// What it may do.
+    pub permissions: Permissions,
+}
+
+/// The nats-server `authorization { users = [...] }` block.
+pub fn render(users: &[User]) -> String {
+    let mut out = String::from("authorization {\n  users = [\n");
+    for user in users {
+        let p = &user.permissions;
+        let _ = writeln!(out, "    # {}", user.comment);
+        let _ = writeln!(out, "    {{ nkey: {}, permissions: {{", q(&user.nkey));
+        let _ = writeln!(out, "        publish: {{ allow: {} }}", list(&p.publish));
+        let _ = writeln!(
+            out,
+            "        subscribe: {{ allow: {} }}",
+            list(&p.subscribe)
+        );
+        if p.allow_responses {
+            out.push_str("        allow_responses: true\n");
+        }
+        out.push_str("    } }\n");
+    }
+    out.push_str("  ]\n}\n");
+    out
+}
+
+fn q(s: &str) -> String {
+    serde_json::to_string(s).expect("strings serialize")
+}
+
+fn list(items: &[String]) -> String {
+    let items: Vec<String> = items.iter().map(|s| q(s)).collect();
+    format!("[{}]", items.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_agent_publishes_only_its_own_subjects() {
+        let p = agent("lon-1", "lon");
+        assert_eq!(
+            p.publish,
+            [
+                "geolb.hb.lon.lon-1",
+                "geolb.evt.lon.lon-1",
+                "geolb.metrics.lon.lon-1",
+                "geolb.client.lon.lon-1"
+            ]
+        );
+        assert_eq!(p.subscribe[0], "geolb.agent.lon-1.>");
+        assert!(p.subscribe.contains(&"$SRV.*.geolb-agent.*".to_string()));
+        assert!(p.allow_responses);
+        assert!(!p.publish.iter().any(|s| s.starts_with("geolb.agent")));
+    }
+
+    #[test]
+    fn only_the_coordinator_publishes_commands() {
+        let c = coordinator(&["GEOLB_HEARTBEATS".into()], &[]);
+        assert!(c.publish.contains(&"geolb.agent.>".to_string()));
+        assert!(c
+            .publish
+            .contains(&"$JS.API.STREAM.*.GEOLB_HEARTBEATS".to_string()));
+        assert!(!client().publish.iter().any(|s| s.starts_with("geolb.")));
+    }
+
+    #[test]
+    fn renders_an_authorization_block() {
+        let text = render(&[User {
+            comment: "agent a".into(),
+            nkey: "UABC".into(),
+            permissions: agent("a", "r"),
+        }]);
+        assert!(text.starts_with("authorization {\n  users = [\n    # agent a\n"));
+        assert!(text.contains(r#"{ nkey: "UABC", permissions: {"#));
+        assert!(text.contains(r#"publish: { allow: ["geolb.hb.r.a", "#));
+        assert!(text.contains("allow_responses: true"));
+        assert!(text.ends_with("  ]\n}\n"));
+    }
+}
