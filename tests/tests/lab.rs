@@ -116,6 +116,25 @@ fn a_lab_runs_a_scenario_and_keeps_its_report() {
             .all(|s| s["healthy"] == true && s["version"] == "2.12.8"),
         "{servers:?}"
     );
+    let identities = status["identities"].as_array().unwrap();
+    for name in [
+        "coordinator",
+        "agent-lon-1",
+        "agent-ams-rtt",
+        "wan-wan",
+        "client-1",
+        "signing",
+    ] {
+        let identity = identities
+            .iter()
+            .find(|i| i["name"] == name)
+            .unwrap_or_else(|| panic!("identity {name}"));
+        let seed = identity["seed_path"].as_str().unwrap();
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(seed).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "{seed} is owner-only");
+    }
     let clients = status["clients"].as_array().unwrap();
     assert_eq!(clients.len(), 6, "{clients:?}");
     for c in clients.iter().filter(|c| c["strategy"] == "rtt") {

@@ -61,6 +61,7 @@ impl InitArgs {
             clients: self.clients,
             streams: self.streams.clone(),
             coordinator_publish: Vec::new(),
+            emulators: Vec::new(),
         })
     }
 }

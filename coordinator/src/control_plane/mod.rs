@@ -39,6 +39,8 @@ pub struct LayoutSpec {
     pub streams: Vec<String>,
     /// More subjects the coordinator may publish (e.g. a report stream's subjects).
     pub coordinator_publish: Vec<String>,
+    /// WAN emulators by id (identity `wan-<id>`, driven on `geolb.wan.<id>.*`).
+    pub emulators: Vec<String>,
 }
 
 /// What an identity is for.
@@ -51,6 +53,8 @@ pub enum IdentityKind {
     Agent,
     /// A client workload or an observer: reads telemetry only.
     Client,
+    /// A WAN emulator: answers on its own `geolb.wan.<id>.*`.
+    Emulator,
     /// Signs commands (not a NATS user: agents get its public key as `--trust`).
     Signing,
 }
@@ -153,6 +157,11 @@ pub fn layout(dir: &Path, spec: &LayoutSpec) -> Result<Layout, LayoutError> {
             Some(id.clone()),
             p,
         ));
+    }
+    for id in &spec.emulators {
+        subject::validate_name("emulator id", id)?;
+        let p = permissions::emulator(id);
+        planned.push((format!("wan-{id}"), IdentityKind::Emulator, None, p));
     }
     for n in 1..=spec.clients {
         let p = permissions::client();

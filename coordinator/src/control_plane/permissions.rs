@@ -64,6 +64,19 @@ pub fn agent(id: &str, region: &str) -> Permissions {
     }
 }
 
+/// A WAN emulator: its own `geolb.wan.<id>.*` endpoints, discovery, replies.
+pub fn emulator(id: &str) -> Permissions {
+    let mut subscribe = vec![format!("geolb.wan.{id}.>")];
+    subscribe.extend(["PING", "INFO", "STATS"].map(|verb| format!("$SRV.{verb}")));
+    let service = geolb_proto::wan::SERVICE_NAME;
+    subscribe.extend([format!("$SRV.*.{service}"), format!("$SRV.*.{service}.*")]);
+    Permissions {
+        publish: Vec::new(),
+        subscribe,
+        allow_responses: true,
+    }
+}
+
 /// The JetStream API subjects that manage and read stream `name` only.
 pub fn jetstream(name: &str) -> Vec<String> {
     vec![

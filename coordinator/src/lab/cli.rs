@@ -168,5 +168,15 @@ fn print_status(status: &super::status::LabStatus) -> anyhow::Result<()> {
     }
     out.push('\n');
     out.push_str(&clients.render());
+    let mut identities = Table::new(["IDENTITY", "KIND", "SEED FILE"]);
+    for i in &status.identities {
+        identities.row([
+            i.name.clone(),
+            i.kind.clone(),
+            i.seed_path.display().to_string(),
+        ]);
+    }
+    out.push('\n');
+    out.push_str(&identities.render());
     Ok(emit(&out)?)
 }

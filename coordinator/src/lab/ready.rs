@@ -6,24 +6,22 @@ use super::config::LabConfig;
 use crate::control::Control;
 use futures::StreamExt;
 use geolb_proto::client::ClientRecord;
-use geolb_proto::connect::ControlArgs;
 use geolb_proto::wan::{self, WanReply};
 use geolb_proto::{subject, Command, Metrics, Request, ServerMetrics};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-/// Connects to the control plane once it answers.
-pub async fn control_plane(url: &str, timeout: Duration) -> anyhow::Result<Control> {
-    let args = ControlArgs {
-        url: Some(url.to_string()),
-        ..ControlArgs::default()
-    };
+/// Connects to the lab's control plane once it answers.
+pub async fn control_plane(
+    state: &super::state::LabState,
+    timeout: Duration,
+) -> anyhow::Result<Control> {
     let deadline = Instant::now() + timeout;
     loop {
-        match Control::connect(&args).await {
+        match super::up::connect(state).await {
             Ok(control) => return Ok(control),
             Err(e) if Instant::now() >= deadline => {
-                anyhow::bail!("the control plane did not come up in {timeout:?}: {e}")
+                anyhow::bail!("the control plane did not come up in {timeout:?}: {e:#}")
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }

@@ -18,6 +18,19 @@ pub struct LabProcess {
     pub pid: i32,
 }
 
+/// One identity of the lab's control plane and its seed file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabIdentity {
+    /// `coordinator`, `agent-<id>`, `wan-<id>`, `client-<n>`, `signing`.
+    pub name: String,
+    /// coordinator, agent, emulator, client or signing.
+    pub kind: String,
+    /// The nkey seed file (0600).
+    pub seed_path: PathBuf,
+    /// Its public key.
+    pub public_key: String,
+}
+
 /// A lab, as `lab up` leaves it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabState {
@@ -39,6 +52,9 @@ pub struct LabState {
     pub ready: bool,
     /// Everything started, in order.
     pub processes: Vec<LabProcess>,
+    /// The control plane's identities (least privilege; see `geolb control-plane init`).
+    #[serde(default)]
+    pub identities: Vec<LabIdentity>,
 }
 
 impl LabState {
@@ -82,6 +98,18 @@ impl LabState {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
+    }
+
+    /// The identity called `name`.
+    pub fn identity(&self, name: &str) -> anyhow::Result<&LabIdentity> {
+        self.identities
+            .iter()
+            .find(|i| i.name == name)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the lab has no identity {name}; `geolb lab down` then `geolb lab up`"
+                )
+            })
     }
 
     /// The processes still alive.

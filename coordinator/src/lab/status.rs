@@ -60,6 +60,9 @@ pub struct LabStatus {
     pub servers: Vec<ServerRow>,
     /// The clients.
     pub clients: Vec<ClientRow>,
+    /// The control plane's identities and their seed files, so other NATS
+    /// tools can connect as any of them (`nats --nkey FILE`).
+    pub identities: Vec<super::state::LabIdentity>,
 }
 
 /// How long status listens to metrics and client reports (both every second).
@@ -113,5 +116,6 @@ pub async fn status(state: &LabState, control: &Control) -> anyhow::Result<LabSt
             })
             .collect(),
         clients: clients.into_values().collect(),
+        identities: state.identities.clone(),
     })
 }

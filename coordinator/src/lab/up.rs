@@ -75,6 +75,7 @@ pub async fn up(config: LabConfig, dir: &Path, bins: &Binaries) -> anyhow::Resul
         started_at_ms: geolb_proto::now_ms(),
         ready: false,
         processes: Vec::new(),
+        identities: Vec::new(),
     };
     match start(&mut state, &topology, bins).await {
         Ok(()) => {
@@ -93,26 +94,24 @@ pub async fn up(config: LabConfig, dir: &Path, bins: &Binaries) -> anyhow::Resul
 
 async fn start(state: &mut LabState, t: &Topology, bins: &Binaries) -> anyhow::Result<()> {
     let dir = state.dir.clone();
-    let cp = vec![
-        "-a".into(),
-        "127.0.0.1".into(),
-        "-p".into(),
-        t.control_port.to_string(),
-        "-m".into(),
-        t.control_http_port.to_string(),
-        "-js".into(),
-        "-sd".into(),
+    let layout = identities(state, t)?;
+    let conf = dir.join("control.conf");
+    let control_conf = format!(
+        "server_name: geolb-control\nlisten: \"127.0.0.1:{}\"\nhttp: \"127.0.0.1:{}\"\njetstream {{ store_dir: {:?} }}\n{}",
+        t.control_port,
+        t.control_http_port,
         dir.join("control").display().to_string(),
-        "-n".into(),
-        "geolb-control".into(),
-    ];
+        layout.server_config
+    );
+    write_private(&conf, &control_conf)?;
+    let nats = bins.nats_server(&state.config.nats_version);
     launch(
         state,
         "control",
-        &bins.nats_server(&state.config.nats_version),
-        &cp,
+        &nats,
+        &["-c".into(), conf.display().to_string()],
     )?;
-    let control = ready::control_plane(&state.control_url, Duration::from_secs(10)).await?;
+    let control = ready::control_plane(state, Duration::from_secs(10)).await?;
     crate::fleet::ensure_heartbeat_stream(&control).await?;
 
     let links = dir.join("links.json");
@@ -124,12 +123,8 @@ async fn start(state: &mut LabState, t: &Topology, bins: &Binaries) -> anyhow::R
         "--links".into(),
         links.display().to_string(),
     ];
-    launch(
-        state,
-        "wan",
-        &bins.agent,
-        &with_control(wan, &state.control_url),
-    )?;
+    let wan = with_identity(wan, state, "wan-wan")?;
+    launch(state, "wan", &bins.agent, &wan)?;
     ready::emulator(&control, t.links.len(), Duration::from_secs(10)).await?;
 
     for server in &t.servers {
@@ -139,7 +134,7 @@ async fn start(state: &mut LabState, t: &Topology, bins: &Binaries) -> anyhow::R
             &conf,
             &t.server_config(&state.config, server, &store, &state.gateway_secret),
         )?;
-        let mut args = agent_args(&server.id, &server.region, "server", &state.control_url);
+        let mut args = agent_args(state, &server.id, &server.region, "server")?;
         args.extend([
             "--monitor".into(),
             format!("http://127.0.0.1:{}", server.http_port),
@@ -158,7 +153,7 @@ async fn start(state: &mut LabState, t: &Topology, bins: &Binaries) -> anyhow::R
     ready::servers(&control, &state.config, &ids, Duration::from_secs(90)).await?;
 
     for group in &t.clients {
-        let mut args = agent_args(&group.agent_id, &group.region, "client", &state.control_url);
+        let mut args = agent_args(state, &group.agent_id, &group.region, "client")?;
         args.extend(["--replicas".into(), group.replicas.to_string(), "--".into()]);
         args.push(bins.agent.display().to_string());
         args.extend(client_args(state, t, group));
@@ -197,7 +192,9 @@ pub fn client_args(
     args
 }
 
-fn agent_args(id: &str, region: &str, role: &str, control: &str) -> Vec<String> {
+/// `geolb-agent run` flags of one agent: its identity, and the key whose
+/// signed commands it obeys.
+fn agent_args(state: &LabState, id: &str, region: &str, role: &str) -> anyhow::Result<Vec<String>> {
     let args = vec![
         "run".into(),
         "--id".into(),
@@ -208,13 +205,65 @@ fn agent_args(id: &str, region: &str, role: &str, control: &str) -> Vec<String> 
         role.into(),
         "--metrics-interval".into(),
         "1s".into(),
+        "--trust".into(),
+        state.identity("signing")?.public_key.clone(),
     ];
-    with_control(args, control)
+    with_identity(args, state, &format!("agent-{id}"))
 }
 
-fn with_control(mut args: Vec<String>, control: &str) -> Vec<String> {
-    args.extend(["--control".into(), control.into()]);
-    args
+/// Adds the control plane and the seed file of identity `name`.
+fn with_identity(
+    mut args: Vec<String>,
+    state: &LabState,
+    name: &str,
+) -> anyhow::Result<Vec<String>> {
+    let seed = state.identity(name)?.seed_path.display().to_string();
+    args.extend([
+        "--control".into(),
+        state.control_url.clone(),
+        "--nkey-file".into(),
+        seed,
+    ]);
+    Ok(args)
+}
+
+/// The least-privilege layout of the lab's control plane: an identity for
+/// the coordinator, every agent, the emulator and one observer, and the
+/// signing key agents trust. Seeds stay in `<lab dir>/keys` (0600).
+fn identities(state: &mut LabState, t: &Topology) -> anyhow::Result<crate::control_plane::Layout> {
+    let mut agents: Vec<(String, String)> = t
+        .servers
+        .iter()
+        .map(|s| (s.id.clone(), s.region.clone()))
+        .collect();
+    agents.extend(
+        t.clients
+            .iter()
+            .map(|g| (g.agent_id.clone(), g.region.clone())),
+    );
+    let spec = crate::control_plane::LayoutSpec {
+        agents,
+        clients: 1,
+        streams: vec![crate::report::store::STREAM.to_string()],
+        coordinator_publish: vec!["geolb.wan.>".to_string(), "geolb.report.>".to_string()],
+        emulators: vec!["wan".to_string()],
+    };
+    let layout = crate::control_plane::layout(&state.dir.join("keys"), &spec)?;
+    state.identities = layout
+        .identities
+        .iter()
+        .map(|i| super::state::LabIdentity {
+            name: i.name.clone(),
+            kind: serde_json::to_value(i.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+            seed_path: i.seed_path.clone(),
+            public_key: i.public_key.clone(),
+        })
+        .collect();
+    state.save()?;
+    Ok(layout)
 }
 
 /// Starts one process and records it at once, so a crash leaves it findable.
@@ -257,11 +306,18 @@ fn check_ports_free(config: &LabConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Connects to a running lab's control plane.
+/// Connects to a running lab's control plane as its coordinator, signing commands.
 pub async fn connect(state: &LabState) -> anyhow::Result<Control> {
-    let args = ControlArgs {
+    let mut args = ControlArgs {
         url: Some(state.control_url.clone()),
         ..ControlArgs::default()
     };
-    Ok(Control::connect(&args).await?)
+    if state.identities.is_empty() {
+        return Ok(Control::connect(&args).await?);
+    }
+    args.nkey_file = Some(state.identity("coordinator")?.seed_path.clone());
+    let signer = geolb_proto::signing::Signer::from_file(&state.identity("signing")?.seed_path)?;
+    Ok(Control::connect(&args)
+        .await?
+        .with_signer(Some(signer), Duration::from_secs(60)))
 }
