@@ -12,7 +12,8 @@
 //! # Adding a decoder
 //! Add one line to [`decoders`] (a name and a `fn(&[u8])` that decodes and
 //! checks) and, if it has one, a valid sample to [`samples`]; every property
-//! below then covers it. The lab config decoder belongs here once it exists.
+//! below then covers it. The lab config decoder (in the coordinator) has its
+//! own harness: `coordinator/tests/fuzz_lab_config.rs`.
 
 use geolb_proto::signing::{self, Envelope, Signer, Trust, Window};
 use geolb_proto::{
