@@ -82,6 +82,25 @@ impl Bench {
         }
         left
     }
+
+    /// Prints that nothing of ours (`what`) is left running, or warns with
+    /// what is.
+    pub fn report_leftovers(&self, what: &str) {
+        let left = self.leftovers();
+        if left.is_empty() {
+            println!("  no {what} left running");
+            return;
+        }
+        let names: Vec<String> = left
+            .iter()
+            .map(|s| format!("{}:{}", s.pid, s.comm))
+            .collect();
+        eprintln!(
+            "WARNING: {} process(es) left running: {}",
+            left.len(),
+            names.join(" ")
+        );
+    }
 }
 
 /// The marker of this run.

@@ -41,24 +41,11 @@ pub async fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
     let mut guards = Vec::with_capacity(AGENTS);
     let outcome = measure(bench, report, &control, &server, &mut guards).await;
     let teardown = kill_all(std::mem::take(&mut guards));
-    let left = bench.leftovers();
     println!(
         "  killed {AGENTS} agents in {:.1} s",
         teardown.as_secs_f64()
     );
-    if left.is_empty() {
-        println!("  no agent, child or server left running");
-    } else {
-        let names: Vec<String> = left
-            .iter()
-            .map(|s| format!("{}:{}", s.pid, s.comm))
-            .collect();
-        eprintln!(
-            "WARNING: {} process(es) left running: {}",
-            left.len(),
-            names.join(" ")
-        );
-    }
+    bench.report_leftovers("agent, child or server");
     outcome
 }
 

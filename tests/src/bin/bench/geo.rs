@@ -72,20 +72,7 @@ pub async fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
             "the geo benchmark took longer than {WHOLE:?}"
         )),
     };
-    let left = bench.leftovers();
-    if left.is_empty() {
-        println!("  no client or server left running");
-    } else {
-        let names: Vec<String> = left
-            .iter()
-            .map(|s| format!("{}:{}", s.pid, s.comm))
-            .collect();
-        eprintln!(
-            "WARNING: {} process(es) left running: {}",
-            left.len(),
-            names.join(" ")
-        );
-    }
+    bench.report_leftovers("client or server");
     outcome
 }
 
