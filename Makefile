@@ -7,7 +7,7 @@ CARGO ?= cargo
 # Pinned nats-server versions: the lab default, the previous minor and the upgrade target.
 NATS_VERSIONS ?= 2.11.11 2.12.8 2.14.6
 
-.PHONY: tools build test lint bench demo fuzz clean
+.PHONY: tools build static-agent images test lint bench demo fuzz clean
 
 ## tools: download the pinned nats-server binaries into .tools/nats-server/<version>/
 tools:
@@ -17,8 +17,20 @@ tools:
 build:
 	$(CARGO) build --workspace --all-targets
 
-## test: build the binaries the tests spawn, then run every test (2 threads: tests are heavy)
-test: tools
+# The agent inside the images: one static binary (glibc, static-pie), so the
+# images start FROM scratch. A separate --target keeps host builds untouched.
+STATIC_TARGET := x86_64-unknown-linux-gnu
+STATIC_AGENT := target/$(STATIC_TARGET)/release/geolb-agent
+static-agent:
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --target $(STATIC_TARGET) -p geolb-agent
+
+## images: the geolb-server and geolb-client Docker images (FROM scratch; BASE=nats:... to change), with their sizes
+images: tools static-agent
+	AGENT_BIN=$(STATIC_AGENT) ./scripts/build-images.sh
+
+## test: build the binaries the tests spawn and the images (when a Docker engine runs), then run every test
+test: tools static-agent
+	AGENT_BIN=$(STATIC_AGENT) ./scripts/build-images.sh --if-engine
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace -- --test-threads=2
 

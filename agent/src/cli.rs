@@ -97,6 +97,14 @@ pub struct RunArgs {
     /// Where installed nats-server versions live, as <dir>/<version>/nats-server.
     #[arg(long, env = "GEOLB_SERVERS_DIR", default_value = ".tools/nats-server")]
     pub servers_dir: PathBuf,
+    /// What a SIGTERM to the agent does: forward it, or drain the children
+    /// in lame-duck mode (for `docker stop` and Fly stops of a server).
+    #[arg(long, env = "GEOLB_ON_TERM", value_enum, default_value = "forward")]
+    pub on_term: OnTerm,
+    /// With `--on-term drain`: SIGINT after this long if clients are still
+    /// connected; keep it under the container's stop timeout (Docker: 10 s).
+    #[arg(long, env = "GEOLB_TERM_DRAIN_GRACE", default_value = "8s")]
+    pub term_drain_grace: WireDuration,
     /// Grace before SIGKILL for `term` stops.
     #[arg(long, env = "GEOLB_TERM_GRACE", default_value = "10s")]
     pub term_grace: WireDuration,
@@ -118,6 +126,15 @@ pub struct RunArgs {
     /// The command to supervise.
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+/// What a SIGTERM received by the agent does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnTerm {
+    /// Pass it on to the children, like the other signals.
+    Forward,
+    /// Stop the children in lame-duck mode (nats-server drains its clients).
+    Drain,
 }
 
 impl RunArgs {

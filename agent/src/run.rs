@@ -1,7 +1,7 @@
 //! `geolb-agent run`: wires the supervisor, the OS signals and (when
 //! configured) the control plane together, and returns the exit code.
 
-use crate::cli::RunArgs;
+use crate::cli::{OnTerm, RunArgs};
 use crate::commands::{Auth, Bucket, Context, Gate, Memory};
 use crate::control::{self, outbox::Outbox, reports::ReportSocket, Intervals};
 use crate::identity::Identity;
@@ -72,7 +72,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             pump.push(kind);
         }
     });
-    forward_signals(&handle, &tracker)?;
+    forward_signals(&handle, &tracker, &args)?;
     let client = match args.control.url.is_some() {
         true => Some({
             announce_trust(&ctx.auth, window);
@@ -154,18 +154,26 @@ fn intervals(args: &RunArgs) -> Intervals {
     }
 }
 
-/// Passes TERM, INT, HUP, USR1 and USR2 on to the children.
+/// Passes TERM, INT, HUP, USR1 and USR2 on to the children; with
+/// `--on-term drain` a TERM drains them instead.
 fn forward_signals(
     handle: &crate::supervisor::Handle,
     tracker: &TaskTracker,
+    args: &RunArgs,
 ) -> anyhow::Result<()> {
+    let drain = (args.on_term == OnTerm::Drain).then_some(args.term_drain_grace.0);
     for sig in signals::forwarded() {
         let mut stream = signal(SignalKind::from_raw(sig.to_nix() as i32))?;
         let handle = handle.clone();
         tracker.spawn(async move {
             while stream.recv().await.is_some() {
-                tracing::info!(signal = ?sig, "Signal received; forwarding to the child.");
-                handle.forward(sig).await;
+                match (sig, drain) {
+                    (signals::Signal::Term, Some(grace)) => handle.drain(grace).await,
+                    _ => {
+                        tracing::info!(signal = ?sig, "Signal received; forwarding to the child.");
+                        handle.forward(sig).await
+                    }
+                }
             }
         });
     }

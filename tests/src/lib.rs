@@ -25,12 +25,14 @@
 //! - [`agent`]: `geolb-agent run` around a server or command, and `geolb` runs.
 //! - [`procfs`]: process state, children, zombies and leftovers, read from `/proc`.
 //! - [`secure`]: `SecureControlPlane`, a least-privilege control plane (nkeys, signing key).
+//! - [`docker`]: whether the engine and images are there (skip by name), `Cleanup` by label.
 //! - [`geo`]: `GeoLab`, a super-cluster behind the WAN emulator, with faults, and
 //!   `ClientProc`, a headless client whose records are read as they come.
 
 pub mod agent;
 pub mod cluster;
 pub mod config;
+pub mod docker;
 pub mod geo;
 pub mod http;
 pub mod ports;

@@ -49,6 +49,7 @@ impl Actor {
             }
             Control::Scale { replicas, done } => self.scale(replicas, done),
             Control::Forward { signal } => self.forward(signal),
+            Control::Drain { grace } => self.drain(grace),
         }
     }
 
@@ -215,22 +216,8 @@ impl Actor {
     /// child is gone.
     fn forward(&mut self, signal: Signal) {
         let shutdown = signal.shuts_down();
-        if shutdown && !self.shutting_down {
-            info!(%signal, "Shutting down: no more restarts.");
-            self.shutting_down = true;
-            // The child's code counts when it is still running, or when it
-            // failed and waits to restart; a child stopped by a command does not.
-            self.shutdown_keeps_code = self
-                .replicas
-                .first()
-                .is_some_and(|r| r.alive() || r.state == ChildState::Backoff);
-            self.drop_flap();
-            for replica in &mut self.replicas {
-                if replica.state == ChildState::Backoff {
-                    replica.state = ChildState::Exited;
-                    replica.restart_at = None;
-                }
-            }
+        if shutdown {
+            self.begin_shutdown(signal);
         }
         info!(%signal, "Forwarding a signal to the children.");
         let mut resumed = Vec::new();
@@ -249,5 +236,59 @@ impl Actor {
         self.emit(EventKind::SignalForwarded {
             signal: signal.number(),
         });
+    }
+
+    /// `docker stop` (or any SIGTERM) with `--on-term drain`: begins the
+    /// shutdown, then stops every child in lame-duck mode within `grace`.
+    /// A running operation (an upgrade, a stop) is not interrupted: the
+    /// SIGTERM is forwarded as it is.
+    fn drain(&mut self, grace: Duration) {
+        if self.op.is_some() || self.shutting_down {
+            info!("SIGTERM during an operation or a shutdown: forwarding it instead of draining.");
+            self.forward(Signal::Term);
+            return;
+        }
+        self.begin_shutdown(Signal::Term);
+        info!(?grace, "SIGTERM: draining the children in lame-duck mode.");
+        let mut resumed = Vec::new();
+        for replica in &mut self.replicas {
+            if let (ChildState::Paused, Some(pid)) = (replica.state, replica.pid) {
+                super::child::signal_group(pid, Signal::Cont);
+                replica.state = ChildState::Running;
+                resumed.push(replica.index);
+            }
+        }
+        for replica in resumed {
+            self.emit(EventKind::Resumed { replica });
+        }
+        if self.stop_all(StopMode::Ldm, Some(grace)) > 0 {
+            self.op = Some(Op {
+                name: "drain",
+                then: Then::Nothing,
+                finish: Vec::new(),
+            });
+        }
+    }
+
+    /// No more restarts and no flap; the actor ends once every child is gone.
+    fn begin_shutdown(&mut self, signal: Signal) {
+        if self.shutting_down {
+            return;
+        }
+        info!(%signal, "Shutting down: no more restarts.");
+        self.shutting_down = true;
+        // The child's code counts when it is still running, or when it
+        // failed and waits to restart; a child stopped by a command does not.
+        self.shutdown_keeps_code = self
+            .replicas
+            .first()
+            .is_some_and(|r| r.alive() || r.state == ChildState::Backoff);
+        self.drop_flap();
+        for replica in &mut self.replicas {
+            if replica.state == ChildState::Backoff {
+                replica.state = ChildState::Exited;
+                replica.restart_at = None;
+            }
+        }
     }
 }

@@ -154,6 +154,9 @@ pub(crate) enum Control {
     Forward {
         signal: Signal,
     },
+    Drain {
+        grace: Duration,
+    },
 }
 
 /// How the supervisor ended, for the agent's exit code.
@@ -255,6 +258,13 @@ impl Handle {
     /// Passes a signal the agent received on to every child's process group.
     pub async fn forward(&self, signal: Signal) {
         let _ = self.tx.send(Control::Forward { signal }).await;
+    }
+
+    /// Shuts down like a forwarded SIGTERM, but drains: every child is
+    /// stopped in lame-duck mode (ended early by the drain probe, SIGINT
+    /// after `grace`), then the supervisor ends with the child's code.
+    pub async fn drain(&self, grace: Duration) {
+        let _ = self.tx.send(Control::Drain { grace }).await;
     }
 
     async fn call(
