@@ -40,7 +40,8 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## bench: release build, then the benchmark runner (writes target/bench.json)
-bench: tools
+bench: tools static-agent
+	AGENT_BIN=$(STATIC_AGENT) ./scripts/build-images.sh --if-engine
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) run --release -p geolb-tests --bin bench
 

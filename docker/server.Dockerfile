@@ -7,6 +7,8 @@ FROM ${BASE}
 # The version the container runs; every version in the context's
 # nats-server/ folder is installed, so `upgrade {to: VERSION}` finds them.
 ARG NATS_VERSION=2.12.8
+# Every version installed (space separated), as a label for `geolb lab up --docker`.
+ARG NATS_VERSIONS=2.12.8
 COPY geolb-agent /usr/local/bin/geolb-agent
 COPY nats-server/ /opt/nats-server/
 COPY nats-server.conf /etc/nats/nats-server.conf
@@ -18,7 +20,8 @@ ENV PATH=/opt/nats-server/${NATS_VERSION}:/usr/local/bin \
     GEOLB_ON_TERM=drain \
     GEOLB_TERM_DRAIN_GRACE=8s
 LABEL org.opencontainers.image.title="geolb-server" \
-      io.nats-geolb.nats-version="${NATS_VERSION}"
+      io.nats-geolb.nats-version="${NATS_VERSION}" \
+      io.nats-geolb.nats-versions="${NATS_VERSIONS}"
 EXPOSE 4222 6222 7222 8222
 # `docker stop` sends SIGTERM: the agent turns it into a lame-duck drain that
 # ends once the clients have left, at the latest after GEOLB_TERM_DRAIN_GRACE

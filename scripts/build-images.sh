@@ -57,5 +57,5 @@ build() {
     printf 'build-images: %s:%s  %s MB\n' "$name" "$tag" \
         "$(docker image inspect "$name:$tag" --format '{{.Size}}' | awk '{printf "%.1f", $1/1e6}')"
 }
-build geolb-server "$repo_root/docker/server.Dockerfile" "$context/server" --build-arg "NATS_VERSION=$nats_version"
+build geolb-server "$repo_root/docker/server.Dockerfile" "$context/server" --build-arg "NATS_VERSION=$nats_version" --build-arg "NATS_VERSIONS=${versions[*]}"
 build geolb-client "$repo_root/docker/client.Dockerfile" "$context/client"

@@ -40,10 +40,9 @@ pub async fn run(args: WanArgs) -> anyhow::Result<i32> {
             .listen
             .parse()
             .with_context(|| format!("link {}: bad listen address", spec.name))?;
-        let target = spec
-            .target
-            .parse()
-            .with_context(|| format!("link {}: bad target address", spec.name))?;
+        // A name (a container's, in `lab up --docker`) is resolved at each
+        // connection, so a target may start after the emulator.
+        let target = &spec.target;
         emulator
             .add(&spec.name, listen, target, spec.config)
             .await?;

@@ -16,6 +16,7 @@
 //! - [`tools`]: paths of the pinned nats-server binaries (`make tools`) and of our binaries.
 //! - [`ports`]: `free_port`, never the same port twice in one process.
 //! - [`wait`]: `wait_for` (poll with backoff) and `with_timeout`.
+//! - [`lab_dir`]: `LabDir`, a `geolb lab` directory brought down on `Drop`.
 //! - [`http`]: a tiny HTTP/1.0 GET for the monitoring endpoints.
 //! - [`config`]: `ServerConfig`, rendered to nats-server config text.
 //! - [`server`]: `NatsServer`, one process.
@@ -35,6 +36,7 @@ pub mod config;
 pub mod docker;
 pub mod geo;
 pub mod http;
+pub mod lab_dir;
 pub mod ports;
 pub mod process;
 pub mod procfs;

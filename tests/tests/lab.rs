@@ -3,55 +3,10 @@
 //! stored and listed, every bad input the lab refuses, and down leaving
 //! nothing behind.
 
+use geolb_tests::lab_dir::{stderr, LabDir};
 use geolb_tests::ports::LAB_PORTS;
-use geolb_tests::tools::{geolb_bin, tools_dir};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-/// A lab directory whose lab is brought down on drop, also when a test fails.
-struct LabDir(PathBuf);
-
-impl LabDir {
-    fn new(name: &str) -> LabDir {
-        let dir = std::env::temp_dir().join(format!("geolb-lab-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        LabDir(dir)
-    }
-
-    fn geolb(&self, args: &[&str]) -> Output {
-        Command::new(geolb_bin())
-            .args(args)
-            .env("GEOLB_LAB_DIR", self.0.join("lab"))
-            .env("GEOLB_SERVERS_DIR", tools_dir())
-            .output()
-            .expect("run geolb")
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let output = self.geolb(args);
-        assert!(
-            output.status.success(),
-            "geolb {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).expect("JSON")
-    }
-
-    fn config(&self, text: &str) -> String {
-        let path = self.0.join("lab.toml");
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    }
-}
-
-impl Drop for LabDir {
-    fn drop(&mut self) {
-        let _ = self.geolb(&["lab", "down"]);
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use std::path::Path;
 
 fn small_lab(ports_base: u16) -> String {
     format!(
@@ -65,10 +20,6 @@ random = 1
 "lon-ams" = "8ms"
 "#
     )
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).to_string()
 }
 
 /// Live processes whose command line mentions `dir`.

@@ -54,7 +54,7 @@ pub(crate) async fn serve(
     link: Arc<str>,
     mut client: TcpStream,
     peer: SocketAddr,
-    target: SocketAddr,
+    target: Arc<str>,
     mut config: watch::Receiver<LinkConfig>,
     counters: Arc<Counters>,
 ) {
@@ -68,7 +68,7 @@ pub(crate) async fn serve(
     let mut server = tokio::select! {
         biased;
         () = until_reset(&mut config) => return reset(client),
-        dialled = TcpStream::connect(target) => match dialled {
+        dialled = TcpStream::connect(&*target) => match dialled {
             Ok(server) => server,
             Err(error) => {
                 debug!(%link, %peer, %target, %error, "Connection refused: cannot dial the target");

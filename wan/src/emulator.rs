@@ -23,8 +23,8 @@ pub struct LinkInfo {
     pub name: String,
     /// The address clients dial.
     pub listen: SocketAddr,
-    /// The address connections are forwarded to.
-    pub target: SocketAddr,
+    /// Where connections are forwarded to (`ip:port` or `host:port`).
+    pub target: String,
     /// The current configuration.
     pub config: LinkConfig,
     /// The traffic counters.
@@ -42,7 +42,7 @@ impl Emulator {
         &self,
         name: &str,
         listen: SocketAddr,
-        target: SocketAddr,
+        target: impl std::fmt::Display,
         config: LinkConfig,
     ) -> Result<SocketAddr, Error> {
         if self.links.lock().unwrap().contains_key(name) {
@@ -113,7 +113,7 @@ fn info(link: &Link) -> LinkInfo {
     LinkInfo {
         name: link.name().to_owned(),
         listen: link.local_addr(),
-        target: link.target(),
+        target: link.target().to_string(),
         config: link.config(),
         stats: link.stats(),
     }

@@ -32,20 +32,23 @@ pub struct LinkStats {
 pub struct Link {
     name: Arc<str>,
     local: SocketAddr,
-    target: SocketAddr,
+    target: Arc<str>,
     config: watch::Sender<LinkConfig>,
     counters: Arc<Counters>,
 }
 
 impl Link {
-    /// Listens on `listen` (port 0 for any) and forwards every connection to `target`.
+    /// Listens on `listen` (port 0 for any) and forwards every connection to
+    /// `target` (`ip:port`, or `host:port` resolved at each connection, as a
+    /// client dialling a name would).
     pub async fn start(
         name: impl Into<String>,
         listen: SocketAddr,
-        target: SocketAddr,
+        target: impl std::fmt::Display,
         config: LinkConfig,
     ) -> Result<Link, Error> {
         let name: Arc<str> = name.into().into();
+        let target: Arc<str> = target.to_string().into();
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|source| Error::Bind {
@@ -58,7 +61,13 @@ impl Link {
         })?;
         let (tx, rx) = watch::channel(config);
         let counters = Arc::new(Counters::default());
-        tokio::spawn(accept(name.clone(), listener, target, rx, counters.clone()));
+        tokio::spawn(accept(
+            name.clone(),
+            listener,
+            target.clone(),
+            rx,
+            counters.clone(),
+        ));
         info!(link = %name, %local, %target, ?config, "Link started");
         Ok(Link {
             name,
@@ -79,9 +88,9 @@ impl Link {
         self.local
     }
 
-    /// The address every connection is forwarded to.
-    pub fn target(&self) -> SocketAddr {
-        self.target
+    /// Where every connection is forwarded to.
+    pub fn target(&self) -> &str {
+        &self.target
     }
 
     /// The current configuration.
@@ -121,7 +130,7 @@ impl Drop for Link {
 async fn accept(
     name: Arc<str>,
     listener: TcpListener,
-    target: SocketAddr,
+    target: Arc<str>,
     mut config: watch::Receiver<LinkConfig>,
     counters: Arc<Counters>,
 ) {
@@ -131,7 +140,7 @@ async fn accept(
             closed = config.changed() => if closed.is_err() { break },
             accepted = listener.accept() => match accepted {
                 Ok((client, peer)) => {
-                    let conn = serve(name.clone(), client, peer, target, config.clone(), counters.clone());
+                    let conn = serve(name.clone(), client, peer, target.clone(), config.clone(), counters.clone());
                     tokio::spawn(conn);
                 }
                 Err(error) => {

@@ -2,7 +2,7 @@
 
 use super::config::{LabConfig, TEMPLATE};
 use super::state::{lab_dir, LabState};
-use super::up::{connect, Binaries};
+use super::up::{connect, Binaries, Launcher};
 use crate::table::Table;
 use crate::{emit, UsageError};
 use clap::{Args, Subcommand};
@@ -37,6 +37,9 @@ pub enum LabCommand {
         /// Folder of installed nats-server versions.
         #[arg(long, env = "GEOLB_SERVERS_DIR", default_value = ".tools/nats-server")]
         servers_dir: PathBuf,
+        /// Run the lab as containers of the local Docker engine (images from `make images`).
+        #[arg(long)]
+        docker: bool,
     },
     /// Show the lab: control plane, servers, clients.
     Status {
@@ -45,7 +48,11 @@ pub enum LabCommand {
         json: bool,
     },
     /// Stop everything the lab started.
-    Down,
+    Down {
+        /// Also remove containers and networks labelled for this lab when no state file is left.
+        #[arg(long)]
+        docker: bool,
+    },
 }
 
 /// Runs `geolb lab ...`.
@@ -56,15 +63,27 @@ pub async fn run(args: &LabArgs) -> anyhow::Result<ExitCode> {
         LabCommand::Up {
             config,
             servers_dir,
+            docker,
         } => {
             let config = load(config.as_ref())?;
-            let bins = Binaries::find(servers_dir.clone(), &config.nats_version)?;
-            let state = super::up::up(config, &dir, &bins).await?;
+            let launcher = match docker {
+                true => Launcher::Containers(
+                    super::docker::Launcher::connect(&config.nats_version).await?,
+                ),
+                false => {
+                    Launcher::Processes(Binaries::find(servers_dir.clone(), &config.nats_version)?)
+                }
+            };
+            let state = super::up::up(config, &dir, launcher).await?;
+            let what = match state.docker {
+                Some(_) => "containers",
+                None => "processes",
+            };
             emit(&format!(
-                "lab up in {}: control plane {}, {} processes; `geolb lab status` shows it\n",
+                "lab up in {}: control plane {}, {} {what}; `geolb lab status` shows it\n",
                 state.dir.display(),
                 state.control_url,
-                state.processes.len()
+                state.started()
             ))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -79,9 +98,16 @@ pub async fn run(args: &LabArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        LabCommand::Down => match super::down::down(&dir)? {
+        LabCommand::Down { docker } => match super::down::down(&dir, *docker).await? {
             None => {
                 emit(&format!("no lab in {}\n", dir.display()))?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Some(down) if down.left.is_empty() && down.networks > 0 => {
+                emit(&format!(
+                    "lab down: {} containers and {} networks removed, none left\n",
+                    down.stopped, down.networks
+                ))?;
                 Ok(ExitCode::SUCCESS)
             }
             Some(down) if down.left.is_empty() => {
@@ -92,8 +118,8 @@ pub async fn run(args: &LabArgs) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             Some(down) => anyhow::bail!(
-                "lab down: processes {:?} would not stop; kill them by hand",
-                down.left
+                "lab down: {} would not go; remove them by hand",
+                down.left.join(", ")
             ),
         },
     }

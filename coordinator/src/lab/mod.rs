@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod docker;
 pub mod down;
 pub mod process;
 pub mod ready;

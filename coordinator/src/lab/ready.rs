@@ -17,7 +17,14 @@ pub async fn control_plane(
     timeout: Duration,
 ) -> anyhow::Result<Control> {
     let deadline = Instant::now() + timeout;
+    let addr = state.control_url.trim_start_matches("nats://").to_string();
     loop {
+        // A published container port accepts before nats-server listens:
+        // connect once the server's INFO greets us, not before.
+        if !greets(&addr).await && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
         match super::up::connect(state).await {
             Ok(control) => return Ok(control),
             Err(e) if Instant::now() >= deadline => {
@@ -26,6 +33,21 @@ pub async fn control_plane(
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
+}
+
+/// Whether a NATS server at `addr` sends its INFO line.
+async fn greets(addr: &str) -> bool {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let mut head = [0u8; 4];
+        stream.read_exact(&mut head).await.ok()?;
+        Some(&head == b"INFO")
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_millis(500), read).await,
+        Ok(Some(true))
+    )
 }
 
 /// Asks the emulator `wan` to list its links.

@@ -55,6 +55,9 @@ pub struct LabState {
     /// The control plane's identities (least privilege; see `geolb control-plane init`).
     #[serde(default)]
     pub identities: Vec<LabIdentity>,
+    /// The containers and networks of a lab run by `lab up --docker`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<super::docker::DockerLab>,
 }
 
 impl LabState {
@@ -110,6 +113,38 @@ impl LabState {
                     "the lab has no identity {name}; `geolb lab down` then `geolb lab up`"
                 )
             })
+    }
+
+    /// Processes or containers.
+    pub fn placement(&self) -> super::topology::Placement {
+        match self.docker {
+            Some(_) => super::topology::Placement::Containers,
+            None => super::topology::Placement::Processes,
+        }
+    }
+
+    /// Whether nats-server `version` is installed where the servers run.
+    pub fn has_version(&self, version: &str) -> bool {
+        match &self.docker {
+            Some(lab) => lab.nats_versions.iter().any(|v| v == version),
+            None => self.servers_dir.join(version).join("nats-server").is_file(),
+        }
+    }
+
+    /// How many processes (or containers) the lab started.
+    pub fn started(&self) -> usize {
+        match &self.docker {
+            Some(lab) => lab.containers.len(),
+            None => self.processes.len(),
+        }
+    }
+
+    /// How many of them still run.
+    pub async fn running(&self) -> anyhow::Result<usize> {
+        match &self.docker {
+            Some(lab) => super::docker::running(lab).await,
+            None => Ok(self.alive().len()),
+        }
     }
 
     /// The processes still alive.

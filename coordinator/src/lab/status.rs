@@ -70,7 +70,7 @@ const LISTEN: Duration = Duration::from_millis(1500);
 
 /// Reads the lab's status from its control plane.
 pub async fn status(state: &LabState, control: &Control) -> anyhow::Result<LabStatus> {
-    let t = Topology::plan(&state.config);
+    let t = Topology::plan_for(&state.config, state.placement());
     let mut metrics = control.client().subscribe(subject::METRICS_ALL).await?;
     let mut reports = control.client().subscribe(subject::CLIENTS_ALL).await?;
     let mut servers: BTreeMap<String, (Option<String>, bool)> = BTreeMap::new();
@@ -99,7 +99,7 @@ pub async fn status(state: &LabState, control: &Control) -> anyhow::Result<LabSt
         dir: state.dir.display().to_string(),
         control_url: state.control_url.clone(),
         ready: state.ready,
-        processes: format!("{}/{}", state.alive().len(), state.processes.len()),
+        processes: format!("{}/{}", state.running().await?, state.started()),
         servers: t
             .servers
             .iter()
@@ -108,8 +108,8 @@ pub async fn status(state: &LabState, control: &Control) -> anyhow::Result<LabSt
                 ServerRow {
                     id: s.id.clone(),
                     region: s.region.clone(),
-                    client_url: format!("nats://127.0.0.1:{}", s.client_port),
-                    monitor_url: format!("http://127.0.0.1:{}", s.http_port),
+                    client_url: format!("nats://{}:{}", s.host, s.client_port),
+                    monitor_url: format!("http://{}:{}", s.host, s.http_port),
                     version,
                     healthy,
                 }

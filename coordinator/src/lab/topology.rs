@@ -19,6 +19,12 @@
 //!
 //! Routes inside a region go direct (`no_advertise`, so clients learn no
 //! server addresses either).
+//!
+//! The same plan serves both placements: processes on loopback (every
+//! listener on its own 127.0.0.1 port) and containers (`lab up --docker`:
+//! each server on the standard ports of its own container, reached by its
+//! name on its region's network; the emulator container is `wan` on every
+//! region's network and listens on all interfaces).
 
 use super::config::LabConfig;
 use geolb_proto::wan::{LinkConfig, LinkSpec};
@@ -27,11 +33,40 @@ use std::path::Path;
 /// The dead address every server advertises for its gateway.
 pub const DEAD_GATEWAY_ADVERTISE: &str = "127.0.0.1:1";
 
+/// Where the lab's processes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    /// Processes on this machine, on 127.0.0.1.
+    #[default]
+    Processes,
+    /// Containers of the local Docker engine, one network per region.
+    Containers,
+}
+
+impl Placement {
+    /// The address listeners bind: loopback for processes, every interface
+    /// of its own container for containers.
+    pub fn bind(self) -> &'static str {
+        match self {
+            Placement::Processes => "127.0.0.1",
+            Placement::Containers => "0.0.0.0",
+        }
+    }
+}
+
+/// The emulator's name on every region's network (containers only).
+pub const WAN_HOST: &str = "wan";
+/// The control plane's name on the control network (containers only).
+pub const CONTROL_HOST: &str = "control";
+
 /// One nats-server of the lab.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerPlan {
     /// Agent and server name, e.g. `lon-1`.
     pub id: String,
+    /// The host its peers dial: 127.0.0.1, or its container's name.
+    pub host: String,
     /// Region (cluster and gateway name).
     pub region: String,
     /// Client port.
@@ -60,6 +95,8 @@ pub struct ClientGroup {
 /// Everything the lab starts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Topology {
+    /// Processes or containers.
+    pub placement: Placement,
     /// Control-plane client port.
     pub control_port: u16,
     /// Control-plane monitoring port.
@@ -73,8 +110,13 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Plans the lab of `config` (which must be valid).
+    /// Plans the lab of `config` (which must be valid) as processes.
     pub fn plan(config: &LabConfig) -> Topology {
+        Topology::plan_for(config, Placement::Processes)
+    }
+
+    /// Plans the lab of `config` for `placement`.
+    pub fn plan_for(config: &LabConfig, placement: Placement) -> Topology {
         let mut next = config.ports_base;
         let mut port = || {
             let p = next;
@@ -85,13 +127,26 @@ impl Topology {
         let mut servers = Vec::new();
         for region in &config.regions {
             for i in 1..=config.servers_per_region {
-                servers.push(ServerPlan {
-                    id: format!("{region}-{i}"),
-                    region: region.clone(),
-                    client_port: port(),
-                    http_port: port(),
-                    route_port: port(),
-                    gateway_port: port(),
+                let id = format!("{region}-{i}");
+                servers.push(match placement {
+                    Placement::Processes => ServerPlan {
+                        host: "127.0.0.1".into(),
+                        client_port: port(),
+                        http_port: port(),
+                        route_port: port(),
+                        gateway_port: port(),
+                        id,
+                        region: region.clone(),
+                    },
+                    Placement::Containers => ServerPlan {
+                        host: id.clone(),
+                        client_port: 4222,
+                        http_port: 8222,
+                        route_port: 6222,
+                        gateway_port: 7222,
+                        id,
+                        region: region.clone(),
+                    },
                 });
             }
         }
@@ -108,9 +163,10 @@ impl Topology {
                     - 1;
                 let name = format!("gw:{from}->{}/{index}", to.region);
                 links.push(link(
+                    placement,
                     name,
                     port(),
-                    to.gateway_port,
+                    (&to.host, to.gateway_port),
                     config.rtt(from, &to.region),
                 ));
             }
@@ -118,9 +174,10 @@ impl Topology {
         for from in &config.regions {
             for to in &servers {
                 links.push(link(
+                    placement,
                     format!("cl:{from}->{}", to.id),
                     port(),
-                    to.client_port,
+                    (&to.host, to.client_port),
                     config.rtt(from, &to.region),
                 ));
             }
@@ -142,6 +199,7 @@ impl Topology {
             })
             .collect();
         Topology {
+            placement,
             control_port,
             control_http_port,
             servers,
@@ -150,12 +208,17 @@ impl Topology {
         }
     }
 
-    /// The listen address of a link.
-    pub fn link_addr(&self, name: &str) -> Option<&str> {
-        self.links
-            .iter()
-            .find(|l| l.name == name)
-            .map(|l| l.listen.as_str())
+    /// The address that dials a link: its listen address, or for
+    /// containers the emulator's name and the link's port.
+    pub fn link_addr(&self, name: &str) -> Option<String> {
+        let listen = &self.links.iter().find(|l| l.name == name)?.listen;
+        match self.placement {
+            Placement::Processes => Some(listen.clone()),
+            Placement::Containers => {
+                let port = listen.rsplit(':').next()?;
+                Some(format!("{WAN_HOST}:{port}"))
+            }
+        }
     }
 
     /// `--server REGION=URL` values for a client living in `region`: every
@@ -206,7 +269,7 @@ impl Topology {
             .servers
             .iter()
             .filter(|s| s.region == server.region && s.id != server.id)
-            .map(|s| format!("\"nats-route://127.0.0.1:{}\"", s.route_port))
+            .map(|s| format!("\"nats-route://{}:{}\"", s.host, s.route_port))
             .collect();
         let gateways: Vec<String> = config
             .regions
@@ -228,8 +291,8 @@ impl Topology {
         format!(
             r#"# Written by `geolb lab up`; do not edit: the next `lab up` rewrites it.
 server_name: "{id}"
-listen: "127.0.0.1:{client}"
-http: "127.0.0.1:{http}"
+listen: "{bind}:{client}"
+http: "{bind}:{http}"
 lame_duck_duration: "30s"
 lame_duck_grace_period: "1s"
 jetstream {{
@@ -239,13 +302,13 @@ jetstream {{
 }}
 cluster {{
   name: "{region}"
-  listen: "127.0.0.1:{route}"
+  listen: "{bind}:{route}"
   no_advertise: true
   routes: [{routes}]
 }}
 gateway {{
   name: "{region}"
-  listen: "127.0.0.1:{gateway}"
+  listen: "{bind}:{gateway}"
   advertise: "{dead}"
   authorization {{ user: "{gw_user}", password: "{gw_password}" }}
   gateways: [
@@ -254,6 +317,7 @@ gateway {{
 }}
 "#,
             id = server.id,
+            bind = self.placement.bind(),
             client = server.client_port,
             http = server.http_port,
             store = store_dir.display(),
@@ -274,11 +338,17 @@ pub fn gateway_credentials(region: &str, secret: &str) -> [String; 2] {
     [format!("gw-{region}"), format!("{secret}-{region}")]
 }
 
-fn link(name: String, listen: u16, target: u16, rtt: std::time::Duration) -> LinkSpec {
+fn link(
+    placement: Placement,
+    name: String,
+    listen: u16,
+    (host, port): (&str, u16),
+    rtt: std::time::Duration,
+) -> LinkSpec {
     LinkSpec {
         name,
-        listen: format!("127.0.0.1:{listen}"),
-        target: format!("127.0.0.1:{target}"),
+        listen: format!("{}:{listen}", placement.bind()),
+        target: format!("{host}:{port}"),
         config: LinkConfig::symmetric(rtt),
     }
 }
@@ -335,6 +405,27 @@ mod tests {
                 "dfw-rtt",
                 "dfw-random"
             ]
+        );
+    }
+
+    #[test]
+    fn containers_dial_by_name_through_the_emulator() {
+        let config = LabConfig::default();
+        let t = Topology::plan_for(&config, Placement::Containers);
+        let lon1 = &t.servers[0];
+        assert_eq!((lon1.host.as_str(), lon1.client_port), ("lon-1", 4222));
+        let link = t.links.iter().find(|l| l.name == "gw:lon->ams/0").unwrap();
+        assert_eq!(link.target, "ams-1:7222");
+        assert!(link.listen.starts_with("0.0.0.0:"), "{}", link.listen);
+        let port = link.listen.rsplit(':').next().unwrap();
+        assert_eq!(t.link_addr("gw:lon->ams/0").unwrap(), format!("wan:{port}"));
+        assert!(t.client_servers("dfw")[0].starts_with("lon=nats://wan:"));
+        let text = t.server_config(&config, lon1, Path::new("/data/jetstream"), "s3");
+        assert!(text.contains("listen: \"0.0.0.0:4222\""), "{text}");
+        assert!(text.contains("\"nats-route://lon-2:6222\""), "{text}");
+        assert!(
+            text.contains(&format!("nats://gw-ams:s3-ams@wan:{port}")),
+            "{text}"
         );
     }
 

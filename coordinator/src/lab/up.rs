@@ -4,10 +4,11 @@
 //! connected). On any failure it stops what it started and says why.
 
 use super::config::LabConfig;
+use super::docker;
 use super::process;
 use super::ready;
 use super::state::{LabProcess, LabState};
-use super::topology::Topology;
+use super::topology::{Placement, Topology, CONTROL_HOST};
 use crate::control::Control;
 use geolb_proto::connect::ControlArgs;
 use std::path::{Path, PathBuf};
@@ -47,10 +48,92 @@ impl Binaries {
     }
 }
 
+/// Where the lab's processes run: here, or in containers.
+pub enum Launcher {
+    /// Processes of these binaries.
+    Processes(Binaries),
+    /// Containers of the local Docker engine.
+    Containers(super::docker::Launcher),
+}
+
+/// The lab's paths and addresses as its processes see them.
+struct View {
+    /// The control plane's URL.
+    control_url: String,
+    /// `geolb-agent`.
+    agent: PathBuf,
+    /// Installed nats-server versions, `<dir>/<version>/nats-server`.
+    servers_dir: PathBuf,
+}
+
+impl View {
+    fn nats_server(&self, version: &str) -> String {
+        self.servers_dir
+            .join(version)
+            .join("nats-server")
+            .display()
+            .to_string()
+    }
+}
+
+impl Launcher {
+    fn placement(&self) -> Placement {
+        match self {
+            Launcher::Processes(_) => Placement::Processes,
+            Launcher::Containers(_) => Placement::Containers,
+        }
+    }
+
+    fn view(&self, state: &LabState) -> View {
+        match self {
+            Launcher::Processes(bins) => View {
+                control_url: state.control_url.clone(),
+                agent: bins.agent.clone(),
+                servers_dir: bins.servers_dir.clone(),
+            },
+            Launcher::Containers(_) => View {
+                control_url: format!("nats://{CONTROL_HOST}:4222"),
+                agent: docker::AGENT.into(),
+                servers_dir: docker::SERVERS_DIR.into(),
+            },
+        }
+    }
+
+    /// A path of the lab directory as the processes see it.
+    fn path(&self, state: &LabState, path: &Path) -> String {
+        match self {
+            Launcher::Processes(_) => path.display().to_string(),
+            Launcher::Containers(_) => docker::seen(state, path).display().to_string(),
+        }
+    }
+
+    /// Starts `command` as the lab process `name` of `kind`.
+    async fn launch(
+        &self,
+        state: &mut LabState,
+        t: &Topology,
+        name: &str,
+        kind: docker::Kind,
+        command: Vec<String>,
+    ) -> anyhow::Result<()> {
+        match self {
+            Launcher::Processes(_) => {
+                let (program, args) = command.split_first().expect("a command");
+                launch(state, name, Path::new(program), args)
+            }
+            Launcher::Containers(engine) => {
+                let lab = state.docker.clone().expect("a containerised lab");
+                let spec = docker::spec(&lab, state, t, name, &kind, command);
+                engine.launch(state, spec).await
+            }
+        }
+    }
+}
+
 /// Brings the lab of `config` up in `dir`; returns its state.
-pub async fn up(config: LabConfig, dir: &Path, bins: &Binaries) -> anyhow::Result<LabState> {
+pub async fn up(config: LabConfig, dir: &Path, launcher: Launcher) -> anyhow::Result<LabState> {
     if let Some(old) = LabState::load(dir)? {
-        if !old.alive().is_empty() {
+        if old.running().await.unwrap_or(0) > 0 {
             anyhow::bail!(
                 "a lab is already running in {} (control plane {}); `geolb lab down` first",
                 dir.display(),
@@ -59,105 +142,149 @@ pub async fn up(config: LabConfig, dir: &Path, bins: &Binaries) -> anyhow::Resul
         }
         LabState::remove(dir)?;
     }
-    let topology = Topology::plan(&config);
-    check_ports_free(&config)?;
+    let topology = Topology::plan_for(&config, launcher.placement());
+    check_ports_free(&config, &topology)?;
     std::fs::create_dir_all(dir.join("logs"))?;
     let dir = dir.canonicalize()?;
+    let servers_dir = match &launcher {
+        Launcher::Processes(bins) => bins
+            .servers_dir
+            .canonicalize()
+            .unwrap_or_else(|_| bins.servers_dir.clone()),
+        Launcher::Containers(_) => docker::SERVERS_DIR.into(),
+    };
     let mut state = LabState {
         dir: dir.clone(),
         control_url: format!("nats://127.0.0.1:{}", topology.control_port),
         gateway_secret: (0..24).map(|_| fastrand::alphanumeric()).collect(),
-        servers_dir: bins
-            .servers_dir
-            .canonicalize()
-            .unwrap_or_else(|_| bins.servers_dir.clone()),
+        servers_dir,
         config,
         started_at_ms: geolb_proto::now_ms(),
         ready: false,
         processes: Vec::new(),
         identities: Vec::new(),
+        docker: match &launcher {
+            Launcher::Containers(engine) => Some(docker::DockerLab {
+                nats_versions: engine.nats_versions.clone(),
+                ..docker::DockerLab::new(&dir)
+            }),
+            Launcher::Processes(_) => None,
+        },
     };
-    match start(&mut state, &topology, bins).await {
+    let started = async {
+        if let Launcher::Containers(engine) = &launcher {
+            engine.networks(&mut state).await?;
+        }
+        start(&mut state, &topology, &launcher).await
+    };
+    match started.await {
         Ok(()) => {
             state.ready = true;
             state.save()?;
             Ok(state)
         }
         Err(e) => {
-            let pids: Vec<i32> = state.processes.iter().rev().map(|p| p.pid).collect();
-            process::stop_all(&pids, Duration::from_secs(5));
+            if state.docker.is_some() {
+                docker::remove(&dir).await?;
+            } else {
+                let pids: Vec<i32> = state.processes.iter().rev().map(|p| p.pid).collect();
+                process::stop_all(&pids, Duration::from_secs(5));
+            }
             LabState::remove(&dir)?;
-            Err(e.context("the lab did not come up; everything it started was stopped (logs in <lab dir>/logs)"))
+            Err(e.context("the lab did not come up; everything it started was stopped (logs in <lab dir>/logs, or `docker logs`)"))
         }
     }
 }
 
-async fn start(state: &mut LabState, t: &Topology, bins: &Binaries) -> anyhow::Result<()> {
+async fn start(state: &mut LabState, t: &Topology, launcher: &Launcher) -> anyhow::Result<()> {
     let dir = state.dir.clone();
+    let view = launcher.view(state);
     let layout = identities(state, t)?;
     let conf = dir.join("control.conf");
+    let (bind, port, http, store) = match t.placement {
+        Placement::Processes => (
+            "127.0.0.1",
+            t.control_port,
+            t.control_http_port,
+            dir.join("control").display().to_string(),
+        ),
+        Placement::Containers => {
+            std::fs::create_dir_all(dir.join("control"))?;
+            ("0.0.0.0", 4222, 8222, "/data".to_string())
+        }
+    };
     let control_conf = format!(
-        "server_name: geolb-control\nlisten: \"127.0.0.1:{}\"\nhttp: \"127.0.0.1:{}\"\njetstream {{ store_dir: {:?} }}\n{}",
-        t.control_port,
-        t.control_http_port,
-        dir.join("control").display().to_string(),
+        "server_name: geolb-control\nlisten: \"{bind}:{port}\"\nhttp: \"{bind}:{http}\"\njetstream {{ store_dir: {store:?} }}\n{}",
         layout.server_config
     );
     write_private(&conf, &control_conf)?;
-    let nats = bins.nats_server(&state.config.nats_version);
-    launch(
-        state,
-        "control",
-        &nats,
-        &["-c".into(), conf.display().to_string()],
-    )?;
+    let nats = view.nats_server(&state.config.nats_version);
+    let command = vec![nats, "-c".into(), launcher.path(state, &conf)];
+    launcher
+        .launch(state, t, "control", docker::Kind::Control, command)
+        .await?;
     let control = ready::control_plane(state, Duration::from_secs(10)).await?;
     crate::fleet::ensure_heartbeat_stream(&control).await?;
 
     let links = dir.join("links.json");
     std::fs::write(&links, serde_json::to_vec_pretty(&t.links)?)?;
-    let wan = vec![
+    let mut wan = vec![
+        view.agent.display().to_string(),
         "wan".into(),
         "--id".into(),
         "wan".into(),
         "--links".into(),
-        links.display().to_string(),
+        launcher.path(state, &links),
     ];
-    let wan = with_identity(wan, state, "wan-wan")?;
-    launch(state, "wan", &bins.agent, &wan)?;
+    with_identity(&mut wan, state, launcher, &view, "wan-wan")?;
+    launcher
+        .launch(state, t, "wan", docker::Kind::Wan, wan)
+        .await?;
     ready::emulator(&control, t.links.len(), Duration::from_secs(10)).await?;
 
     for server in &t.servers {
         let conf = dir.join(format!("{}.conf", server.id));
-        let store = dir.join("jetstream").join(&server.id);
+        let store = match t.placement {
+            Placement::Processes => dir.join("jetstream").join(&server.id),
+            Placement::Containers => PathBuf::from("/data/jetstream"),
+        };
         write_private(
             &conf,
             &t.server_config(&state.config, server, &store, &state.gateway_secret),
         )?;
-        let mut args = agent_args(state, &server.id, &server.region, "server")?;
+        let mut args = agent_args(state, launcher, &view, &server.id, &server.region, "server")?;
         args.extend([
             "--monitor".into(),
             format!("http://127.0.0.1:{}", server.http_port),
             "--servers-dir".into(),
-            bins.servers_dir.display().to_string(),
+            view.servers_dir.display().to_string(),
             "--".into(),
-            bins.nats_server(&state.config.nats_version)
-                .display()
-                .to_string(),
+            view.nats_server(&state.config.nats_version),
             "-c".into(),
-            conf.display().to_string(),
+            launcher.path(state, &conf),
         ]);
-        launch(state, &server.id, &bins.agent, &args)?;
+        let kind = docker::Kind::Server(server.region.clone());
+        launcher.launch(state, t, &server.id, kind, args).await?;
     }
     let ids: Vec<String> = t.servers.iter().map(|s| s.id.clone()).collect();
     ready::servers(&control, &state.config, &ids, Duration::from_secs(90)).await?;
 
     for group in &t.clients {
-        let mut args = agent_args(state, &group.agent_id, &group.region, "client")?;
+        let mut args = agent_args(
+            state,
+            launcher,
+            &view,
+            &group.agent_id,
+            &group.region,
+            "client",
+        )?;
         args.extend(["--replicas".into(), group.replicas.to_string(), "--".into()]);
-        args.push(bins.agent.display().to_string());
+        args.push(view.agent.display().to_string());
         args.extend(client_args(state, t, group));
-        launch(state, &group.agent_id, &bins.agent, &args)?;
+        let kind = docker::Kind::Client(group.region.clone());
+        launcher
+            .launch(state, t, &group.agent_id, kind, args)
+            .await?;
     }
     let total = t.clients.iter().map(|g| g.replicas as usize).sum();
     ready::clients(&control, total, Duration::from_secs(60)).await?;
@@ -192,10 +319,18 @@ pub fn client_args(
     args
 }
 
-/// `geolb-agent run` flags of one agent: its identity, and the key whose
-/// signed commands it obeys.
-fn agent_args(state: &LabState, id: &str, region: &str, role: &str) -> anyhow::Result<Vec<String>> {
-    let args = vec![
+/// `geolb-agent run` and its flags for one agent: its identity, and the
+/// key whose signed commands it obeys.
+fn agent_args(
+    state: &LabState,
+    launcher: &Launcher,
+    view: &View,
+    id: &str,
+    region: &str,
+    role: &str,
+) -> anyhow::Result<Vec<String>> {
+    let mut args = vec![
+        view.agent.display().to_string(),
         "run".into(),
         "--id".into(),
         id.into(),
@@ -208,23 +343,26 @@ fn agent_args(state: &LabState, id: &str, region: &str, role: &str) -> anyhow::R
         "--trust".into(),
         state.identity("signing")?.public_key.clone(),
     ];
-    with_identity(args, state, &format!("agent-{id}"))
+    with_identity(&mut args, state, launcher, view, &format!("agent-{id}"))?;
+    Ok(args)
 }
 
 /// Adds the control plane and the seed file of identity `name`.
 fn with_identity(
-    mut args: Vec<String>,
+    args: &mut Vec<String>,
     state: &LabState,
+    launcher: &Launcher,
+    view: &View,
     name: &str,
-) -> anyhow::Result<Vec<String>> {
-    let seed = state.identity(name)?.seed_path.display().to_string();
+) -> anyhow::Result<()> {
+    let seed = launcher.path(state, &state.identity(name)?.seed_path);
     args.extend([
         "--control".into(),
-        state.control_url.clone(),
+        view.control_url.clone(),
         "--nkey-file".into(),
         seed,
     ]);
-    Ok(args)
+    Ok(())
 }
 
 /// The least-privilege layout of the lab's control plane: an identity for
@@ -293,9 +431,15 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check_ports_free(config: &LabConfig) -> anyhow::Result<()> {
+/// Checks the ports the lab listens on here: all of them for processes,
+/// the control plane's published ports for containers.
+fn check_ports_free(config: &LabConfig, t: &Topology) -> anyhow::Result<()> {
     let base = config.ports_base;
-    for port in base..base + config.ports_needed() as u16 {
+    let ports = match t.placement {
+        Placement::Processes => base..base + config.ports_needed() as u16,
+        Placement::Containers => t.control_port..t.control_http_port + 1,
+    };
+    for port in ports {
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
             anyhow::bail!(
                 "port {port} on 127.0.0.1 is in use; the lab needs {} ports from {base}: set ports_base in the config",

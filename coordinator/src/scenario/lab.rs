@@ -30,15 +30,15 @@ impl Lab {
     /// Opens the lab in `dir`, or says there is none.
     pub async fn open(dir: &Path) -> anyhow::Result<Lab> {
         let state = LabState::load(dir)?.ok_or_else(|| crate::lab::cli::no_lab(dir))?;
-        if !state.ready || state.alive().len() < state.processes.len() {
+        let running = state.running().await?;
+        if !state.ready || running < state.started() {
             anyhow::bail!(
-                "the lab in {} is not whole ({} of {} processes alive); `geolb lab down` then `geolb lab up`",
+                "the lab in {} is not whole ({running} of {} processes alive); `geolb lab down` then `geolb lab up`",
                 dir.display(),
-                state.alive().len(),
-                state.processes.len()
+                state.started()
             );
         }
-        let topology = Topology::plan(&state.config);
+        let topology = Topology::plan_for(&state.config, state.placement());
         let control = crate::lab::up::connect(&state).await?;
         Ok(Lab {
             state,

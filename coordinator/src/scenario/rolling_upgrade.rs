@@ -57,10 +57,13 @@ pub struct RollingUpgradeArgs {
 
 /// Runs the scenario.
 pub async fn run(lab: &Lab, args: &RollingUpgradeArgs, obs: &Observer) -> anyhow::Result<Finished> {
-    let binary = lab.state.servers_dir.join(&args.to).join("nats-server");
-    if !binary.is_file() {
+    if !lab.state.has_version(&args.to) {
+        let fix = match lab.state.docker {
+            Some(_) => "rebuild the images with it (`make images NATS_VERSIONS=...`)",
+            None => "run `make tools`",
+        };
         return Err(crate::UsageError(format!(
-            "nats-server {} is not installed in {}; run `make tools` or pick an installed version",
+            "nats-server {} is not installed in {}; {fix} or pick an installed version",
             args.to,
             lab.state.servers_dir.display()
         ))

@@ -1,5 +1,6 @@
 //! `agent_binary_size_mib`, `geolb_binary_size_mib`: the release binaries on disk
-//! (the release profile strips them).
+//! (the release profile strips them); `image_*_mb`: the Docker images `make
+//! images` builds, when the engine has them.
 
 use crate::agents::Bench;
 use crate::report::Report;
@@ -23,6 +24,23 @@ pub fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
         let mib = bytes as f64 / (1024.0 * 1024.0);
         let detail = format!("{bytes} bytes, {} (stripped release build)", path.display());
         report.add(name, mib, "MiB", target, detail);
+    }
+    for image in ["geolb-server", "geolb-client"] {
+        let reference = format!("{image}:latest");
+        match geolb_tests::docker::docker(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Size}}",
+            &reference,
+        ]) {
+            Ok(bytes) => {
+                let mb = bytes.parse::<f64>().unwrap_or(f64::NAN) / 1e6;
+                let name = format!("image_{}_mb", image.trim_start_matches("geolb-"));
+                report.add(&name, mb, "MB", None, format!("{reference}, FROM scratch"));
+            }
+            Err(e) => println!("  {reference}: not measured ({e}); `make images` builds it"),
+        }
     }
     Ok(())
 }

@@ -6,7 +6,7 @@
 //! exits non-zero only when a measurement could not be taken.
 //! `GEOLB_BENCH_QUICK=1` shortens the idle CPU window from 60 s to 10 s.
 //! `GEOLB_BENCH_ONLY=<group>[,<group>...]` runs only those groups (`binary_size`,
-//! `agent_idle`, `ack_latency`, `fanout_500`, `geo`, `lab`) and merges their figures into
+//! `agent_idle`, `ack_latency`, `fanout_500`, `geo`, `lab`, `lab_docker`) and merges their figures into
 //! an existing `bench.json` instead of replacing it; e.g.
 //! `GEOLB_BENCH_ONLY=geo cargo run --release -p geolb-tests --bin bench`.
 //!
@@ -134,7 +134,16 @@ async fn run_all(quick: bool, only: &Only, report: &mut Report) {
     }
     if only.runs("lab") {
         println!("the lab's scenarios");
-        let outcome = scenarios::run(report).await;
+        let outcome = scenarios::run(report, false).await;
         report.outcome("lab", outcome);
+    }
+    let images = [
+        geolb_tests::docker::SERVER_IMAGE,
+        geolb_tests::docker::CLIENT_IMAGE,
+    ];
+    if only.runs("lab_docker") && geolb_tests::docker::available("lab_docker", &images).is_some() {
+        println!("the lab's scenarios, in containers");
+        let outcome = scenarios::run(report, true).await;
+        report.outcome("lab_docker", outcome);
     }
 }

@@ -68,9 +68,11 @@ fn figure(report: &Value, strategy: &str, path: &[&str]) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
 }
 
-/// Runs the four scenarios on the default lab.
-pub async fn run(report: &mut Report) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("geolb-bench-lab-{}", std::process::id()));
+/// Runs the four scenarios on the default lab: processes, or with
+/// `docker` containers (`lab up --docker`; figures named `lab_docker_*`).
+pub async fn run(report: &mut Report, docker: bool) -> anyhow::Result<()> {
+    let prefix = if docker { "lab_docker" } else { "lab" };
+    let dir = std::env::temp_dir().join(format!("geolb-bench-{prefix}-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let lab = BenchLab {
         geolb: release_bin("geolb").map_err(anyhow::Error::msg)?,
@@ -79,13 +81,25 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     let config = lab.dir.join("lab.toml");
     std::fs::write(&config, format!("ports_base = {}\n", LAB_PORTS.start + 500))?;
     let started = std::time::Instant::now();
-    let up = lab.geolb(&["lab", "up", "--config", config.to_str().unwrap_or_default()])?;
+    let mut up = vec!["lab", "up", "--config", config.to_str().unwrap_or_default()];
+    if docker {
+        up.push("--docker");
+    }
+    let up = lab.geolb(&up)?;
     anyhow::ensure!(
         up.status.success(),
         "lab up: {}",
         String::from_utf8_lossy(&up.stderr)
     );
-    println!("  lab up in {:.1} s", started.elapsed().as_secs_f64());
+    let up_s = started.elapsed().as_secs_f64();
+    println!("  lab up in {up_s:.1} s");
+    report.add(
+        &format!("{prefix}_up_s"),
+        up_s,
+        "s",
+        None,
+        "lab up, until every server and client is ready",
+    );
 
     let kill = lab.scenario(
         "dc-outage",
@@ -95,7 +109,7 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     for (strategy, target) in [("rtt", Some(limit)), ("random", None)] {
         let p99 = figure(&kill, strategy, &["failover_gap_ms", "p99"]);
         report.add(
-            &format!("lab_kill_gap_p99_{strategy}_ms"),
+            &format!("{prefix}_kill_gap_p99_{strategy}_ms"),
             p99,
             "ms",
             target,
@@ -104,7 +118,7 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     }
     let landed = figure(&kill, "rtt", &["landed_expected_pct"]);
     report.add_at_least(
-        "lab_kill_landed_rtt_pct",
+        &format!("{prefix}_kill_landed_rtt_pct"),
         landed,
         "%",
         Some(99.0),
@@ -119,7 +133,7 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
         let p99 = figure(&cut, strategy, &["failover_gap_ms", "p99"]);
         let moved = figure(&cut, strategy, &["clients_with_gaps"]);
         report.add(
-            &format!("lab_partition_gap_p99_{strategy}_ms"),
+            &format!("{prefix}_partition_gap_p99_{strategy}_ms"),
             p99,
             "ms",
             target,
@@ -133,7 +147,7 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     )?;
     let duration = upgrade["duration_ms"].as_f64().unwrap_or(f64::NAN);
     report.add(
-        "lab_upgrade_duration_ms",
+        &format!("{prefix}_upgrade_duration_ms"),
         duration,
         "ms",
         Some(30_000.0),
@@ -146,14 +160,14 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
         &["messages", "lost_same_strategy_cross_region"],
     );
     report.add(
-        "lab_upgrade_rtt_lost_in_region",
+        &format!("{prefix}_upgrade_rtt_lost_in_region"),
         lost - across,
         "msgs",
         Some(0.0),
         "rtt->rtt within a region",
     );
     report.add(
-        "lab_upgrade_rtt_lost_across_regions",
+        &format!("{prefix}_upgrade_rtt_lost_across_regions"),
         across,
         "msgs",
         None,
@@ -161,7 +175,7 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     );
     let gap = figure(&upgrade, "rtt", &["failover_gap_ms", "max"]);
     report.add(
-        "lab_upgrade_rtt_gap_max_ms",
+        &format!("{prefix}_upgrade_rtt_gap_max_ms"),
         gap,
         "ms",
         Some(100.0),
@@ -183,7 +197,7 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     )?;
     let per_client = figure(&flap, "rtt", &["switches_per_client"]);
     report.add(
-        "lab_flap_rtt_switches_per_cycle",
+        &format!("{prefix}_flap_rtt_switches_per_cycle"),
         per_client / 3.0,
         "switches",
         Some(1.0),
@@ -193,7 +207,7 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     let scale = lab.scenario("scale", &["--region", "dfw", "--clients", "50"])?;
     let home = at_home(&scale, "dfw");
     report.add_at_least(
-        "lab_scale_50_at_home_pct",
+        &format!("{prefix}_scale_50_at_home_pct"),
         home,
         "%",
         Some(100.0),

@@ -1,0 +1,67 @@
+//! `LabDir`: a temporary lab directory for `geolb lab` tests, whose lab is
+//! brought down (processes, or containers and networks) on `Drop`, also
+//! when a test fails.
+
+use crate::tools::{geolb_bin, tools_dir};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// A lab directory; `geolb` runs against `<dir>/lab`.
+pub struct LabDir(pub PathBuf);
+
+impl LabDir {
+    /// A fresh directory for test `name`.
+    pub fn new(name: &str) -> LabDir {
+        let dir = std::env::temp_dir().join(format!("geolb-lab-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        LabDir(dir)
+    }
+
+    /// Runs `geolb ARGS` on this lab.
+    pub fn geolb(&self, args: &[&str]) -> Output {
+        self.geolb_with(args, &[])
+    }
+
+    /// Runs `geolb ARGS` on this lab with extra environment variables.
+    pub fn geolb_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        Command::new(geolb_bin())
+            .args(args)
+            .env("GEOLB_LAB_DIR", self.0.join("lab"))
+            .env("GEOLB_SERVERS_DIR", tools_dir())
+            .envs(env.iter().copied())
+            .output()
+            .expect("run geolb")
+    }
+
+    /// Runs `geolb ARGS`, which must succeed, and parses its JSON output.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let output = self.geolb(args);
+        assert!(
+            output.status.success(),
+            "geolb {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("JSON")
+    }
+
+    /// Writes a lab configuration; returns its path.
+    pub fn config(&self, text: &str) -> String {
+        let path = self.0.join("lab.toml");
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+}
+
+impl Drop for LabDir {
+    fn drop(&mut self) {
+        let _ = self.geolb(&["lab", "down"]);
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The standard error of a run, as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
