@@ -1,7 +1,8 @@
 //! Docker for tests: whether the engine and our images are there (a test
 //! without them reports itself skipped by name, and fails instead when
 //! `GEOLB_REQUIRE_DOCKER=1`, as in CI), and a guard that removes every
-//! container and network a test created, by label, on `Drop`.
+//! container and network a test created, by label, on `Drop`; plus the few
+//! reads tests need (published port, host pid, logs, exit code, image size).
 //!
 //! Tests drive the engine through the `docker` CLI where a one-off command
 //! is simplest, and through `geolb-engine` (bollard) where the code under
@@ -83,6 +84,79 @@ impl Cleanup {
     pub fn name(&self, what: &str) -> String {
         format!("{}-{what}", self.owner)
     }
+
+    /// `docker run -d` with this guard's label and `ARGS` (options, image,
+    /// command); the container's id. Panics with Docker's error.
+    pub fn run(&self, args: &[&str]) -> String {
+        let label = self.label();
+        let mut all = vec!["run", "-d", label[0].as_str(), label[1].as_str()];
+        all.extend_from_slice(args);
+        docker(&all).unwrap_or_else(|e| panic!("docker {}: {e}", all.join(" ")))
+    }
+
+    /// Creates a labelled bridge network named [`Cleanup::name`]`(what)`; its name.
+    pub fn network(&self, what: &str) -> String {
+        let name = self.name(what);
+        let label = self.label();
+        docker(&["network", "create", &label[0], &label[1], &name])
+            .unwrap_or_else(|e| panic!("docker network create {name}: {e}"));
+        name
+    }
+}
+
+/// `docker inspect --format FORMAT CONTAINER`, e.g. `{{.State.Pid}}`.
+pub fn inspect(container: &str, format: &str) -> Result<String, String> {
+    docker(&["inspect", "--format", format, container])
+}
+
+/// The host address (`127.0.0.1:PORT`) a container port is published on.
+pub fn host_port(container: &str, port: u16) -> std::net::SocketAddr {
+    let out = docker(&["port", container, &format!("{port}/tcp")])
+        .unwrap_or_else(|e| panic!("docker port {container} {port}: {e}"));
+    let first = out.lines().next().unwrap_or_default();
+    first
+        .parse()
+        .unwrap_or_else(|e| panic!("docker port {container} {port} gave {out:?}: {e}"))
+}
+
+/// A container's logs, stdout and stderr interleaved as Docker kept them
+/// (empty when the container is gone).
+pub fn logs(container: &str) -> String {
+    Command::new("docker")
+        .args(["logs", container])
+        .output()
+        .map(|out| {
+            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&out.stderr));
+            text
+        })
+        .unwrap_or_default()
+}
+
+/// The host pid of a running container's PID 1 (`.State.Pid`); `None` once it has stopped.
+pub fn host_pid(container: &str) -> Option<i32> {
+    inspect(container, "{{.State.Pid}}")
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|pid| *pid > 0)
+}
+
+/// A stopped container's exit code; `None` while it runs.
+pub fn exit_code(container: &str) -> Option<i32> {
+    let state = inspect(container, "{{.State.Running}} {{.State.ExitCode}}").ok()?;
+    match state.split_once(' ')? {
+        ("false", code) => code.parse().ok(),
+        _ => None,
+    }
+}
+
+/// An image's size in bytes (`docker image inspect`'s `.Size`).
+pub fn image_size(image: &str) -> u64 {
+    let out = docker(&["image", "inspect", "--format", "{{.Size}}", image])
+        .unwrap_or_else(|e| panic!("docker image inspect {image}: {e}"));
+    out.parse()
+        .unwrap_or_else(|e| panic!("size of {image} {out:?}: {e}"))
 }
 
 impl Drop for Cleanup {
