@@ -96,11 +96,21 @@ fn the_lab_runs_in_containers_and_leaves_nothing() {
     }
 
     // Region outage by killing lon's servers: lon's rtt clients land in ams
-    // (the nearest other region) with one gap each.
+    // (the nearest other region) with one gap each. How short the gaps are
+    // is `make bench`'s (group lab_docker); here a generous limit only.
     let outage = run_scenario(
         &lab,
         "dc-outage",
-        &["--region", "lon", "--mode", "kill", "--duration", "3s"],
+        &[
+            "--region",
+            "lon",
+            "--mode",
+            "kill",
+            "--duration",
+            "3s",
+            "--max-gap",
+            "1s",
+        ],
     );
     for c in rtt_clients(&outage)
         .into_iter()
@@ -112,6 +122,36 @@ fn the_lab_runs_in_containers_and_leaves_nothing() {
     assert_eq!(
         outage["summary"]["by_strategy"]["rtt"]["landed_expected_pct"],
         100.0
+    );
+
+    // The same outage from a second, independent fault source: the engine
+    // kills lon's server containers (agents included) and starts them again.
+    let engine = run_scenario(
+        &lab,
+        "dc-outage",
+        &[
+            "--region",
+            "lon",
+            "--mode",
+            "kill",
+            "--fault",
+            "engine",
+            "--duration",
+            "3s",
+        ],
+    );
+    assert_eq!(
+        engine["summary"]["by_strategy"]["rtt"]["landed_expected_pct"],
+        100.0
+    );
+    assert!(
+        engine["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["detail"].as_str().unwrap_or("").contains("docker kill")),
+        "{}",
+        engine["timeline"]
     );
 
     // Rolling upgrade, one server per region at a time, inside the

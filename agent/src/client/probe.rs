@@ -8,7 +8,9 @@
 //!   (a paused or partitioned server is seen within interval + timeout, not
 //!   after the 60 s ping timer of a stock client); a late PONG clears the
 //!   mark but is not a sample.
-//! - An async INFO with `"ldm":true` marks it draining.
+//! - An async INFO with `"ldm":true` marks it draining and closes the probe
+//!   connection: the server counts it as a client, and a drain that ends
+//!   once its clients have left must not wait for our probes.
 //! - A connection silent for `giveup`, closed or refused, is dialled again
 //!   after a jittered, doubling backoff.
 
@@ -52,6 +54,8 @@ enum ProbeEnd {
     Server(String),
     #[error("no answer for {0:?}")]
     Silent(Duration),
+    #[error("the server entered lame-duck mode")]
+    Draining,
 }
 
 /// Probes candidate `index` until `token` is cancelled.
@@ -132,7 +136,10 @@ async fn session(
                             return e.into();
                         }
                     }
-                    Ok(Op::Info(info)) if info.ldm => table.draining(index),
+                    Ok(Op::Info(info)) if info.ldm => {
+                        table.draining(index);
+                        return ProbeEnd::Draining;
+                    }
                     Ok(Op::Err(message)) => return ProbeEnd::Server(message),
                     Ok(_) => {}
                     Err(e) => return e.into(),

@@ -17,8 +17,8 @@ use geolb_engine::bollard::models::{
     PortBinding,
 };
 use geolb_engine::bollard::query_parameters::{
-    CreateContainerOptions, ListContainersOptions, ListNetworksOptions, LogsOptions,
-    RemoveContainerOptions,
+    CreateContainerOptions, KillContainerOptions, ListContainersOptions, ListNetworksOptions,
+    LogsOptions, RemoveContainerOptions,
 };
 use geolb_engine::{Engine, EngineError, OWNER_LABEL};
 use serde::{Deserialize, Serialize};
@@ -308,6 +308,35 @@ impl Launcher {
             .map_err(|e| anyhow::anyhow!("cannot start container {}: {e}", spec.name))?;
         Ok(())
     }
+}
+
+/// Kills (SIGKILL to PID 1: the agent and its server die together, as a
+/// machine would) the containers of the lab processes `names`.
+pub async fn kill(lab: &DockerLab, names: &[String]) -> anyhow::Result<()> {
+    let engine = Engine::connect().await?;
+    for name in names {
+        let container = format!("{}-{name}", lab.prefix);
+        engine
+            .docker()
+            .kill_container(&container, None::<KillContainerOptions>)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot kill container {container}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Starts the (stopped) containers of the lab processes `names` again.
+pub async fn start(lab: &DockerLab, names: &[String]) -> anyhow::Result<()> {
+    let engine = Engine::connect().await?;
+    for name in names {
+        let container = format!("{}-{name}", lab.prefix);
+        engine
+            .docker()
+            .start_container(&container, None)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot start container {container}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// How many of the lab's containers run.

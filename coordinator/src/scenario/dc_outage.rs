@@ -1,6 +1,9 @@
 //! `dc-outage`: a whole region goes away (its servers SIGKILLed by their
 //! agents, or every link into it cut by the emulator), for a while; then it
-//! comes back and the clients are watched going home.
+//! comes back and the clients are watched going home. In a containerised
+//! lab, `--fault engine` kills the region's server containers through the
+//! Docker engine instead: a second fault source, independent of the agents
+//! and of the back channel.
 
 use super::lab::{outcomes, Lab};
 use super::observe::Observer;
@@ -19,6 +22,17 @@ pub enum OutageMode {
     Partition,
 }
 
+/// Who kills the servers in `kill` mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FaultSource {
+    /// Their agents, told over the back channel.
+    Agent,
+    /// The Docker engine kills the whole container, agent included
+    /// (`lab up --docker` only).
+    Engine,
+}
+
 /// Flags of `scenario run dc-outage`.
 #[derive(Debug, Clone, clap::Args, serde::Serialize)]
 pub struct DcOutageArgs {
@@ -28,6 +42,9 @@ pub struct DcOutageArgs {
     /// How it fails.
     #[arg(long, value_enum, default_value = "kill")]
     pub mode: OutageMode,
+    /// Who kills the servers in `kill` mode.
+    #[arg(long, value_enum, default_value = "agent")]
+    pub fault: FaultSource,
     /// How long it stays down.
     #[arg(long, default_value = "10s")]
     pub duration: WireDuration,
@@ -53,12 +70,35 @@ pub async fn run(lab: &Lab, args: &DcOutageArgs, obs: &Observer) -> anyhow::Resu
         OutageMode::Partition => Duration::from_secs(1),
     });
     let servers = lab.servers_of(region);
+    let engine = match (args.fault, args.mode, &lab.state.docker) {
+        (FaultSource::Agent, _, _) => None,
+        (FaultSource::Engine, OutageMode::Kill, Some(docker)) => Some(docker),
+        (FaultSource::Engine, OutageMode::Partition, _) => {
+            return Err(crate::UsageError(
+                "--fault engine kills containers; it goes with --mode kill".into(),
+            )
+            .into())
+        }
+        (FaultSource::Engine, _, None) => {
+            return Err(crate::UsageError(
+                "--fault engine needs a lab in containers (`geolb lab up --docker`)".into(),
+            )
+            .into())
+        }
+    };
     let links = lab.topology.partition_links(region);
     lab.settled(obs, args.settle_timeout.0).await?;
     obs.mark_baseline();
 
     let fault_at = obs.elapsed_ms();
     match args.mode {
+        OutageMode::Kill if engine.is_some() => {
+            obs.note(
+                "fault",
+                format!("docker kill every server container of {region}"),
+            );
+            crate::lab::docker::kill(engine.expect("a containerised lab"), &servers).await?;
+        }
         OutageMode::Kill => {
             obs.note("fault", format!("SIGKILL every server of {region}"));
             let kill = Request::Stop(StopArgs {
@@ -78,6 +118,13 @@ pub async fn run(lab: &Lab, args: &DcOutageArgs, obs: &Observer) -> anyhow::Resu
     let landed = obs.clients();
     let restore_at = obs.elapsed_ms();
     match args.mode {
+        OutageMode::Kill if engine.is_some() => {
+            obs.note(
+                "restore",
+                format!("docker start every server container of {region}"),
+            );
+            crate::lab::docker::start(engine.expect("a containerised lab"), &servers).await?;
+        }
         OutageMode::Kill => {
             obs.note("restore", format!("start every server of {region}"));
             lab.command(&servers, &Request::Start, Duration::from_secs(10))
