@@ -210,3 +210,26 @@ fn without_an_engine_docker_says_so_in_one_line() {
         "nothing was started or recorded"
     );
 }
+
+#[test]
+fn a_missing_image_names_the_make_target() {
+    if available("a_missing_image_names_the_make_target", &[CLIENT_IMAGE]).is_none() {
+        return;
+    }
+    let lab = LabDir::new("no-image");
+    let up = lab.geolb(&[
+        "lab",
+        "up",
+        "--docker",
+        "--server-image",
+        "geolb-server:no-such-tag",
+    ]);
+    assert!(!up.status.success());
+    let text = stderr(&up);
+    assert_eq!(text.trim().lines().count(), 1, "{text}");
+    assert!(
+        text.contains("geolb-server:no-such-tag") && text.contains("make images"),
+        "{text}"
+    );
+    assert!(!lab.0.join("lab/lab.json").exists(), "nothing was started");
+}

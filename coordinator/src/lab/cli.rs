@@ -40,6 +40,9 @@ pub enum LabCommand {
         /// Run the lab as containers of the local Docker engine (images from `make images`).
         #[arg(long)]
         docker: bool,
+        /// The images of a lab in containers.
+        #[command(flatten)]
+        images: super::docker::Images,
     },
     /// Show the lab: control plane, servers, clients.
     Status {
@@ -64,11 +67,12 @@ pub async fn run(args: &LabArgs) -> anyhow::Result<ExitCode> {
             config,
             servers_dir,
             docker,
+            images,
         } => {
             let config = load(config.as_ref())?;
             let launcher = match docker {
                 true => Launcher::Containers(
-                    super::docker::Launcher::connect(&config.nats_version).await?,
+                    super::docker::Launcher::connect(&config.nats_version, images.clone()).await?,
                 ),
                 false => {
                     Launcher::Processes(Binaries::find(servers_dir.clone(), &config.nats_version)?)

@@ -25,10 +25,30 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// The image of servers and the control plane.
+/// The default image of servers and the control plane.
 pub const SERVER_IMAGE: &str = "geolb-server:latest";
-/// The image of client groups and the emulator.
+/// The default image of client groups and the emulator.
 pub const CLIENT_IMAGE: &str = "geolb-client:latest";
+
+/// The images a containerised lab runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
+pub struct Images {
+    /// Image of the servers and the control plane (nats-server and the agent).
+    #[arg(long = "server-image", env = "GEOLB_SERVER_IMAGE", default_value = SERVER_IMAGE)]
+    pub server: String,
+    /// Image of the clients and the WAN emulator (the agent).
+    #[arg(long = "client-image", env = "GEOLB_CLIENT_IMAGE", default_value = CLIENT_IMAGE)]
+    pub client: String,
+}
+
+impl Default for Images {
+    fn default() -> Images {
+        Images {
+            server: SERVER_IMAGE.into(),
+            client: CLIENT_IMAGE.into(),
+        }
+    }
+}
 /// Where the lab directory is mounted in every container (read-only, but
 /// for the control plane's store).
 pub const LAB_MOUNT: &str = "/lab";
@@ -53,6 +73,9 @@ pub struct DockerLab {
     /// The nats-server versions the server image carries.
     #[serde(default)]
     pub nats_versions: Vec<String>,
+    /// The images it runs.
+    #[serde(default)]
+    pub images: Images,
 }
 
 impl DockerLab {
@@ -69,6 +92,7 @@ impl DockerLab {
             networks: Vec::new(),
             containers: Vec::new(),
             nats_versions: Vec::new(),
+            images: Images::default(),
         }
     }
 
@@ -141,7 +165,7 @@ pub fn spec(
     let control = (lab.control_network(), vec![name.to_string()]);
     let (image, networks, binds, publish) = match kind {
         Kind::Control => (
-            SERVER_IMAGE,
+            &lab.images.server,
             vec![(lab.control_network(), vec![CONTROL_HOST.to_string()])],
             vec![read_only, format!("{dir}/control:/data")],
             vec![(4222, t.control_port), (8222, t.control_http_port)],
@@ -155,12 +179,12 @@ pub fn spec(
                     .iter()
                     .map(|r| (lab.region_network(r), vec![WAN_HOST.to_string()])),
             );
-            (CLIENT_IMAGE, networks, vec![read_only], Vec::new())
+            (&lab.images.client, networks, vec![read_only], Vec::new())
         }
         Kind::Server(region) | Kind::Client(region) => {
             let image = match kind {
-                Kind::Server(_) => SERVER_IMAGE,
-                _ => CLIENT_IMAGE,
+                Kind::Server(_) => &lab.images.server,
+                _ => &lab.images.client,
             };
             let networks = vec![
                 (lab.region_network(region), vec![name.to_string()]),
@@ -185,16 +209,18 @@ pub struct Launcher {
     engine: Engine,
     /// The nats-server versions of the server image.
     pub nats_versions: Vec<String>,
+    /// The images.
+    pub images: Images,
 }
 
 impl Launcher {
     /// Connects to the engine and checks the images (and that the server
     /// image carries `nats_version`).
-    pub async fn connect(nats_version: &str) -> anyhow::Result<Launcher> {
+    pub async fn connect(nats_version: &str, images: Images) -> anyhow::Result<Launcher> {
         let engine = Engine::connect().await?;
-        engine.require_image(SERVER_IMAGE, "images").await?;
-        engine.require_image(CLIENT_IMAGE, "images").await?;
-        let image = engine.docker().inspect_image(SERVER_IMAGE).await?;
+        engine.require_image(&images.server, "images").await?;
+        engine.require_image(&images.client, "images").await?;
+        let image = engine.docker().inspect_image(&images.server).await?;
         let versions = image
             .config
             .and_then(|c| c.labels)
@@ -203,13 +229,15 @@ impl Launcher {
         let nats_versions: Vec<String> = versions.split_whitespace().map(String::from).collect();
         if !nats_versions.iter().any(|v| v == nats_version) {
             anyhow::bail!(
-                "image {SERVER_IMAGE} has nats-server {versions:?}, not {nats_version}; \
-                 rebuild it with `make images NATS_VERSIONS=\"{nats_version} ...\"` or set nats_version"
+                "image {} has nats-server {versions:?}, not {nats_version}; \
+                 rebuild it with `make images NATS_VERSIONS=\"{nats_version} ...\"` or set nats_version",
+                images.server
             );
         }
         Ok(Launcher {
             engine,
             nats_versions,
+            images,
         })
     }
 

@@ -166,6 +166,7 @@ pub async fn up(config: LabConfig, dir: &Path, launcher: Launcher) -> anyhow::Re
         docker: match &launcher {
             Launcher::Containers(engine) => Some(docker::DockerLab {
                 nats_versions: engine.nats_versions.clone(),
+                images: engine.images.clone(),
                 ..docker::DockerLab::new(&dir)
             }),
             Launcher::Processes(_) => None,
