@@ -219,9 +219,11 @@ fn to_ref(entry: &Entry) -> ServerRef {
 }
 
 fn health(entry: &Entry) -> Health {
+    // A draining server stays draining once its probe connection closed
+    // (the prober leaves at the notice), until a new connection says otherwise.
     match (entry.up, entry.draining, entry.unanswered_since) {
-        (false, _, _) => Health::Down,
-        (true, true, _) => Health::Draining,
+        (_, true, _) => Health::Draining,
+        (false, false, _) => Health::Down,
         (true, false, Some(_)) => Health::Unresponsive,
         (true, false, None) => Health::Healthy,
     }
@@ -278,6 +280,13 @@ mod tests {
         t.draining(0);
         assert_eq!(t.views(t0)[0].health, Health::Draining);
         assert!(!t.candidates()[0].healthy);
+        t.down(0);
+        assert_eq!(
+            t.views(t0)[0].health,
+            Health::Draining,
+            "the prober left at the notice: still draining"
+        );
+        t.connected(0, Info::default());
         t.down(0);
         assert_eq!(t.views(t0)[0].health, Health::Down);
     }
