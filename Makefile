@@ -21,8 +21,11 @@ build:
 # images start FROM scratch. A separate --target keeps host builds untouched.
 STATIC_TARGET := x86_64-unknown-linux-gnu
 STATIC_AGENT := target/$(STATIC_TARGET)/release/geolb-agent
+# `run --container` (bollard) is in the images' agent and the tested one, not
+# in the plain host build (it would push the idle agent past its RSS target).
+AGENT_FEATURES := --features geolb-agent/docker
 static-agent:
-	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --target $(STATIC_TARGET) -p geolb-agent
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --target $(STATIC_TARGET) -p geolb-agent --features docker
 
 ## images: the geolb-server and geolb-client Docker images (FROM scratch; BASE=nats:... to change), with their sizes
 images: tools static-agent
@@ -31,13 +34,14 @@ images: tools static-agent
 ## test: build the binaries the tests spawn and the images (when a Docker engine runs), then run every test
 test: tools static-agent
 	AGENT_BIN=$(STATIC_AGENT) ./scripts/build-images.sh --if-engine
-	$(CARGO) build --workspace --bins
-	$(CARGO) test --workspace -- --test-threads=2
+	$(CARGO) build --workspace --bins $(AGENT_FEATURES)
+	$(CARGO) test --workspace $(AGENT_FEATURES) -- --test-threads=2
 
 ## lint: formatting and clippy, warnings are errors
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets $(AGENT_FEATURES) -- -D warnings
 
 ## bench: release build, then the benchmark runner (writes target/bench.json)
 bench: tools static-agent

@@ -40,6 +40,8 @@ pub enum Command {
     Client(Box<ClientArgs>),
     /// Run the WAN link emulator for the links in a file, driven over the control plane.
     Wan(Box<crate::wan::WanArgs>),
+    /// On Fly.io: write nats-server's configuration from Fly's private DNS, then `run` it.
+    FlyServer(Box<crate::fly::FlyServerArgs>),
 }
 
 /// Flags of `geolb-agent run`.
@@ -123,8 +125,22 @@ pub struct RunArgs {
     /// Events kept while the control plane is away; the oldest are dropped beyond.
     #[arg(long, env = "GEOLB_OUTBOX", default_value_t = 10_000)]
     pub outbox: usize,
-    /// The command to supervise.
-    #[arg(required = true, last = true, value_name = "CMD")]
+    /// Serve Prometheus metrics on `GET /metrics` at this IP:PORT (e.g. `[::]:9091`).
+    #[arg(long, env = "GEOLB_PROMETHEUS_LISTEN", value_name = "ADDR")]
+    pub prometheus_listen: Option<std::net::SocketAddr>,
+    /// Supervise this sibling Docker container (name or id) instead of CMD,
+    /// through the Docker API (DOCKER_HOST, default the local socket). Its
+    /// exits are reported, restarts are left to Docker's restart policy, and
+    /// a SIGTERM to the agent ends the agent only. Needs the `docker` feature.
+    #[arg(
+        long,
+        env = "GEOLB_CONTAINER",
+        value_name = "NAME",
+        conflicts_with = "command"
+    )]
+    pub container: Option<String>,
+    /// The command to supervise (none with --container).
+    #[arg(required_unless_present = "container", last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
 }
 

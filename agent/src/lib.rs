@@ -13,6 +13,9 @@
 //! - [`run`]: wiring and the exit code.
 //! - [`supervisor`]: the actor owning the child processes (spawn, reap,
 //!   restart, stop modes, flap, scale).
+//! - [`container`]: `run --container`, a sibling container driven through
+//!   the Docker API with the same verbs and events.
+//! - [`target`]: the process or container behind one set of verbs.
 //! - [`signals`]: OS signals as one enum.
 //! - [`commands`]: one function per verb, the memory of command ids, signature
 //!   checks (`--trust`) and the rate limit of requests.
@@ -22,15 +25,22 @@
 //! - [`identity`]: id, region, role, host.
 //! - [`wan`]: `geolb-agent wan`, the WAN emulator process.
 //! - [`client`]: `geolb-agent client`, the headless NATS test client.
+//! - [`fly`]: `geolb-agent fly-server`, nats-server configured from Fly.io's private DNS.
+//! - [`prometheus`]: `--prometheus-listen`, the agent's figures as Prometheus text.
 
 pub mod binaries;
 pub mod cli;
 pub mod client;
 pub mod commands;
+#[cfg(feature = "docker")]
+pub mod container;
 pub mod control;
+pub mod fly;
 pub mod identity;
 pub mod monitor;
+pub mod prometheus;
 pub mod run;
 pub mod signals;
 pub mod supervisor;
+pub mod target;
 pub mod wan;

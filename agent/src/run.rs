@@ -1,5 +1,6 @@
-//! `geolb-agent run`: wires the supervisor, the OS signals and (when
-//! configured) the control plane together, and returns the exit code.
+//! `geolb-agent run`: wires the supervisor (or, with `--container`, the
+//! container handle), the OS signals and (when configured) the control
+//! plane together, and returns the exit code.
 
 use crate::cli::{OnTerm, RunArgs};
 use crate::commands::{Auth, Bucket, Context, Gate, Memory};
@@ -7,9 +8,13 @@ use crate::control::{self, outbox::Outbox, reports::ReportSocket, Intervals};
 use crate::identity::Identity;
 use crate::monitor::Monitor;
 use crate::signals;
+use crate::supervisor;
 use crate::supervisor::{Backoff, DrainProbe, Spec, Supervisor};
+use crate::target::Target;
 use geolb_proto::signing::{Trust, Window};
 use geolb_proto::{EventKind, Role};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
@@ -22,7 +27,11 @@ const MEMORY: usize = 4096;
 /// `command_refused` events (and warnings) a second, and their burst.
 const REFUSALS_RATE: (u32, u32) = (10, 20);
 
-/// Runs the agent until its child is done; returns the exit code.
+/// How the run ends: the exit code and the reason given in `agent_stopping`.
+type Ending = Pin<Box<dyn Future<Output = anyhow::Result<(i32, String)>>>>;
+
+/// Runs the agent until its child is done (with `--container`, until a
+/// SIGTERM or SIGINT); returns the exit code.
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let identity = Identity::new(args.id(), args.region(), args.role)?;
     let trust = Trust::new(&args.trust).map_err(|e| anyhow::anyhow!("--trust: {e}"))?;
@@ -34,18 +43,30 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let monitor = args.monitor.as_deref().map(Monitor::parse).transpose()?;
     let outbox = Arc::new(Outbox::new(identity.clone(), args.outbox));
     let (events, mut event_rx) = mpsc::channel::<EventKind>(1024);
-    let reports = match (args.role, args.control.url.is_some()) {
-        (Role::Client, true) => Some(ReportSocket::bind(&identity).map_err(|e| {
-            anyhow::anyhow!("cannot bind the client report socket: {e}; set XDG_RUNTIME_DIR to a writable folder")
-        })?),
-        _ => None,
+    let tracker = TaskTracker::new();
+    let token = CancellationToken::new();
+    // A container is found (or refused) before anything else is set up.
+    let (handle, ending, reports) = match &args.container {
+        Some(name) => {
+            let (handle, ending) =
+                supervise_container(&args, name, monitor.clone(), events, &tracker, &token).await?;
+            (handle, ending, None)
+        }
+        None => {
+            let reports = match (args.role, args.control.url.is_some()) {
+                (Role::Client, true) => Some(ReportSocket::bind(&identity).map_err(|e| {
+                    anyhow::anyhow!("cannot bind the client report socket: {e}; set XDG_RUNTIME_DIR to a writable folder")
+                })?),
+                _ => None,
+            };
+            let (handle, ending) =
+                supervise_process(&args, monitor.clone(), reports.as_ref(), events, &tracker)?;
+            (handle, ending, reports)
+        }
     };
-    let mut spec = spec(&args, monitor.clone());
-    spec.env.extend(reports.as_ref().map(ReportSocket::env));
-    let (handle, supervision) = Supervisor::start(spec, events);
 
     let ctx = Arc::new(Context {
-        handle: handle.clone(),
+        handle,
         identity,
         servers_dir: args.servers_dir.clone(),
         monitor,
@@ -64,15 +85,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         version: env!("CARGO_PKG_VERSION").to_string(),
     });
 
-    let tracker = TaskTracker::new();
-    let token = CancellationToken::new();
     let pump = outbox.clone();
     tracker.spawn(async move {
         while let Some(kind) = event_rx.recv().await {
             pump.push(kind);
         }
     });
-    forward_signals(&handle, &tracker, &args)?;
+    crate::prometheus::start(args.prometheus_listen, ctx.clone(), &tracker, token.clone()).await?;
     let client = match args.control.url.is_some() {
         true => Some({
             announce_trust(&ctx.auth, window);
@@ -92,16 +111,101 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         }
     };
 
-    let outcome = supervision.await?;
-    outbox.push(EventKind::AgentStopping {
-        reason: format!("child finished, exit code {}", outcome.code),
-    });
+    let (code, reason) = ending.await?;
+    outbox.push(EventKind::AgentStopping { reason });
     if let Some(client) = client {
         let _ = tokio::time::timeout(Duration::from_secs(2), outbox.flush_now(&client)).await;
     }
     token.cancel();
     tracker.close();
-    Ok(outcome.code)
+    Ok(code)
+}
+
+/// Starts the supervisor around CMD; the run ends with the child.
+fn supervise_process(
+    args: &RunArgs,
+    monitor: Option<Monitor>,
+    reports: Option<&ReportSocket>,
+    events: mpsc::Sender<EventKind>,
+    tracker: &TaskTracker,
+) -> anyhow::Result<(Target, Ending)> {
+    let mut spec = spec(args, monitor);
+    spec.env.extend(reports.map(ReportSocket::env));
+    let (handle, supervision) = Supervisor::start(spec, events);
+    forward_signals(&handle, tracker, args)?;
+    let ending: Ending = Box::pin(async move {
+        let code = supervision.await?.code;
+        Ok((code, format!("child finished, exit code {code}")))
+    });
+    Ok((Target::Process(handle), ending))
+}
+
+/// Without the `docker` feature there is no container mode.
+#[cfg(not(feature = "docker"))]
+async fn supervise_container(
+    _: &RunArgs,
+    name: &str,
+    _: Option<Monitor>,
+    _: mpsc::Sender<EventKind>,
+    _: &TaskTracker,
+    _: &CancellationToken,
+) -> anyhow::Result<(Target, Ending)> {
+    anyhow::bail!(
+        "--container {name}: this geolb-agent was built without the `docker` feature; \
+         build it with `cargo build -p geolb-agent --features docker`"
+    )
+}
+
+/// Finds the container and watches it; HUP, USR1 and USR2 are passed on to
+/// it, and the run ends at SIGTERM or SIGINT, leaving the container as it is.
+#[cfg(feature = "docker")]
+async fn supervise_container(
+    args: &RunArgs,
+    name: &str,
+    monitor: Option<Monitor>,
+    events: mpsc::Sender<EventKind>,
+    tracker: &TaskTracker,
+    token: &CancellationToken,
+) -> anyhow::Result<(Target, Ending)> {
+    if !args.command.is_empty() {
+        anyhow::bail!("--container {name} supervises a container: give no CMD after `--`");
+    }
+    if args.replicas != 1 {
+        anyhow::bail!("--container {name} supervises one container: --replicas must be 1");
+    }
+    use crate::container;
+    let spec = container::Spec {
+        name: name.to_string(),
+        term_grace: args.term_grace.0,
+        ldm_grace: args.ldm_grace.0,
+        drain_probe: monitor.map(drain_probe),
+    };
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let handle = container::start(spec, events, token.clone()).await?;
+    for sig in signals::forwarded().into_iter().filter(|s| !s.shuts_down()) {
+        let mut stream = signal(sig.kind())?;
+        let handle = handle.clone();
+        tracker.spawn(async move {
+            while stream.recv().await.is_some() {
+                handle.forward(sig).await;
+            }
+        });
+    }
+    let last = handle.clone();
+    let ending: Ending = Box::pin(async move {
+        let received = tokio::select! {
+            _ = term.recv() => signals::Signal::Term,
+            _ = int.recv() => signals::Signal::Int,
+        };
+        tracing::info!(signal = %received, "Signal received; the agent ends and leaves the container as it is.");
+        last.shutdown().await;
+        Ok((
+            0,
+            format!("{received} received; the container is left as it is"),
+        ))
+    });
+    Ok((Target::Container(handle), ending))
 }
 
 /// Says once, at start, which commands the agent will obey.
@@ -157,7 +261,7 @@ fn intervals(args: &RunArgs) -> Intervals {
 /// Passes TERM, INT, HUP, USR1 and USR2 on to the children; with
 /// `--on-term drain` a TERM drains them instead.
 fn forward_signals(
-    handle: &crate::supervisor::Handle,
+    handle: &supervisor::Handle,
     tracker: &TaskTracker,
     args: &RunArgs,
 ) -> anyhow::Result<()> {

@@ -50,6 +50,8 @@ pub enum Command {
     Scenario(crate::scenario::ScenarioArgs),
     /// Stored scenario reports: ls, show.
     Report(crate::report::cli::ReportArgs),
+    /// Fly.io: scale or deploy the apps in fly/ through flyctl.
+    Fly(crate::fly::FlyArgs),
 }
 
 /// Parses the command line; `Err` holds the exit code after help, version or a usage error was printed.
@@ -98,6 +100,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lab(args) => crate::lab::cli::run(args).await,
         Command::Scenario(args) => crate::scenario::run(args).await,
         Command::Report(args) => crate::report::cli::run(&cli.lab_control().await?, args).await,
+        Command::Fly(args) => crate::fly::run(args),
     }
 }
 

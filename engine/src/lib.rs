@@ -8,6 +8,9 @@ use bollard::Docker;
 use std::time::Duration;
 
 pub use bollard;
+pub use container::{recreate_body, rfc3339_ms, ContainerStatus};
+
+mod container;
 
 /// Label on everything nats-geolb creates; its value names the owner (a lab).
 pub const OWNER_LABEL: &str = "io.nats-geolb.owner";
@@ -37,6 +40,15 @@ pub enum EngineError {
         /// The make target that builds it.
         make_target: String,
     },
+    /// No container has this name or id.
+    #[error("no container {name} in the Docker engine; check the name with `docker ps -a`")]
+    NoSuchContainer {
+        /// The name or id asked for.
+        name: String,
+    },
+    /// The engine refused because of the container's state (409).
+    #[error("Docker engine: {0}")]
+    Conflict(String),
     /// Any other answer of the engine.
     #[error("Docker engine: {0}")]
     Api(#[from] bollard::errors::Error),

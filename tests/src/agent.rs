@@ -111,7 +111,8 @@ impl AgentBuilder {
         self
     }
 
-    /// The full argument list for `command` (after `--`).
+    /// The full argument list for `command` (after `--`; none when it is
+    /// empty, as with `--container`).
     pub fn command_line(&self, command: &[&str]) -> Vec<String> {
         let mut line = vec![
             "run".to_string(),
@@ -123,8 +124,10 @@ impl AgentBuilder {
             tools_dir().display().to_string(),
         ];
         line.extend(self.args.iter().cloned());
-        line.push("--".into());
-        line.extend(command.iter().map(|s| s.to_string()));
+        if !command.is_empty() {
+            line.push("--".into());
+            line.extend(command.iter().map(|s| s.to_string()));
+        }
         line
     }
 
@@ -200,4 +203,34 @@ pub fn geolb_json(control: &str, args: &[&str]) -> (Output, serde_json::Value) {
         )
     });
     (output, value)
+}
+
+/// Connects `count` NATS clients to `url`; the receiver gets one `()` per
+/// lame-duck notice any of them hears.
+pub async fn lame_duck_listeners(
+    url: &str,
+    count: usize,
+) -> (
+    Vec<async_nats::Client>,
+    tokio::sync::mpsc::UnboundedReceiver<()>,
+) {
+    let (tx, notices) = tokio::sync::mpsc::unbounded_channel();
+    let mut clients = Vec::new();
+    for _ in 0..count {
+        let tx = tx.clone();
+        let client = async_nats::ConnectOptions::new()
+            .event_callback(move |event| {
+                let tx = tx.clone();
+                async move {
+                    if matches!(event, async_nats::Event::LameDuckMode) {
+                        let _ = tx.send(());
+                    }
+                }
+            })
+            .connect(url)
+            .await
+            .unwrap_or_else(|e| panic!("connect a client to {url}: {e}"));
+        clients.push(client);
+    }
+    (clients, notices)
 }

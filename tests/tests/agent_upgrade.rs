@@ -3,7 +3,6 @@
 //! missing version refused before anything stops, and an `ldm` stop of a
 //! server with connected clients.
 
-use async_nats::Event as NatsEvent;
 use geolb_tests::agent::{geolb_json, AgentBuilder, AgentServer};
 use geolb_tests::http::get_json;
 use geolb_tests::{
@@ -154,24 +153,8 @@ async fn ldm_stop_drains_connected_clients_and_ends_early_once_they_left() {
     })
     .await;
 
-    let (tx, mut notices) = tokio::sync::mpsc::unbounded_channel();
-    let mut clients = Vec::new();
-    for _ in 0..3 {
-        let tx = tx.clone();
-        let client = async_nats::ConnectOptions::new()
-            .event_callback(move |event| {
-                let tx = tx.clone();
-                async move {
-                    if matches!(event, NatsEvent::LameDuckMode) {
-                        let _ = tx.send(());
-                    }
-                }
-            })
-            .connect(server.client_url())
-            .await
-            .expect("connect a client");
-        clients.push(client);
-    }
+    let (clients, mut notices) =
+        geolb_tests::agent::lame_duck_listeners(&server.client_url(), 3).await;
     wait_for("3 clients connected", T, || async {
         (varz(&server)["connections"] == 3).then_some(())
     })

@@ -19,7 +19,8 @@ use memory::Seen;
 use crate::control::outbox::Outbox;
 use crate::identity::Identity;
 use crate::monitor::Monitor;
-use crate::supervisor::{Handle, Snapshot};
+use crate::supervisor::Snapshot;
+use crate::target::Target;
 use geolb_proto::{AgentStatus, Command, ErrorKind, EventKind, Reply, ReplyError, Request, Verb};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,8 +32,8 @@ pub const MAX_PAYLOAD: usize = 64 * 1024;
 
 /// Everything a verb needs to act.
 pub struct Context {
-    /// The supervisor.
-    pub handle: Handle,
+    /// What is supervised: the child processes or a container.
+    pub handle: Target,
     /// Who we are.
     pub identity: Identity,
     /// Where installed nats-server versions live (`<dir>/<version>/nats-server`).

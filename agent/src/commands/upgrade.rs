@@ -1,17 +1,20 @@
-//! `upgrade`: resolve the target binary first (a missing one is refused
-//! before anything stops), drain, switch binaries with the same arguments,
-//! then gate on health: `/healthz` 200 and as many route peers and outbound
-//! gateways as before.
+//! `upgrade`: resolve the target first (a missing binary or image is
+//! refused before anything stops), drain, switch binaries with the same
+//! arguments (or recreate the container from the new image), then gate on
+//! health: `/healthz` 200 and as many route peers and outbound gateways as
+//! before.
 
 use super::Context;
-use crate::binaries;
 use crate::monitor::{rejoined, Monitor};
 use geolb_proto::{ErrorKind, EventKind, ReplyError, ServerMetrics, UpgradeArgs};
 use std::time::{Duration, Instant};
 
-/// Upgrades the child to the binary `args.to` names.
+/// Upgrades the child to the binary (or image) `args.to` names.
 pub async fn upgrade(ctx: &Context, args: UpgradeArgs) -> Result<(), ReplyError> {
-    let program = binaries::resolve(&args.to, &ctx.servers_dir)?;
+    let target = ctx
+        .handle
+        .resolve_upgrade(&args.to, &ctx.servers_dir)
+        .await?;
     let timeout = args.timeout.map_or(ctx.upgrade_timeout, |t| t.0);
     let began = Instant::now();
     let before_status = ctx.status();
@@ -20,10 +23,10 @@ pub async fn upgrade(ctx: &Context, args: UpgradeArgs) -> Result<(), ReplyError>
         Some(monitor) => monitor.server_metrics().await,
         None => ServerMetrics::default(),
     };
-    tracing::info!(from = %from, to = %program.display(), drain = args.drain, "Upgrade began.");
+    tracing::info!(from = %from, to = %target.describe(), drain = args.drain, "Upgrade began.");
     let grace = args.grace.map(|g| g.0);
     ctx.handle
-        .replace_program(program.clone(), args.drain, grace)
+        .upgrade(target.clone(), args.drain, grace)
         .await?;
     let to = match &ctx.monitor {
         Some(monitor) => {
@@ -31,9 +34,7 @@ pub async fn upgrade(ctx: &Context, args: UpgradeArgs) -> Result<(), ReplyError>
             ctx.set_child_version(Some(now.version.clone()));
             now.version
         }
-        None => {
-            binaries::version_of_path(&program).unwrap_or_else(|| program.display().to_string())
-        }
+        None => target.describe(),
     };
     let duration_ms = began.elapsed().as_millis() as u64;
     tracing::info!(from = %from, to = %to, duration_ms, "Upgrade done.");

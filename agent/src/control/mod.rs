@@ -8,7 +8,7 @@
 pub mod outbox;
 pub mod reports;
 mod service;
-mod telemetry;
+pub(crate) mod telemetry;
 
 use crate::commands::Context;
 use geolb_proto::connect::ControlArgs;

@@ -111,20 +111,20 @@ impl Every {
 }
 
 /// CPU and memory of the host, the agent and its children (sysinfo).
-struct Sampler {
+pub(crate) struct Sampler {
     system: System,
     agent_pid: Pid,
 }
 
 impl Sampler {
-    fn new() -> Sampler {
+    pub(crate) fn new() -> Sampler {
         Sampler {
             system: System::new(),
             agent_pid: Pid::from_u32(std::process::id()),
         }
     }
 
-    fn sample(
+    pub(crate) fn sample(
         &mut self,
         children: &[(u32, u32)],
     ) -> (HostMetrics, Option<ProcessMetrics>, Vec<ProcessMetrics>) {

@@ -16,7 +16,7 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// What the actor must do when a phase deadline passes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Step {
+pub(crate) enum Step {
     /// Take the targets down.
     Down,
     /// Bring the targets up.
@@ -30,7 +30,7 @@ pub(super) enum Step {
 
 /// A flap in progress.
 #[derive(Debug, Clone)]
-pub(super) struct Flap {
+pub(crate) struct Flap {
     plan: FlapPlan,
     cycle: u32,
     phase: FlapPhase,
@@ -41,7 +41,7 @@ pub(super) struct Flap {
 
 impl Flap {
     /// Begins in cycle 1's down phase; the caller takes the targets down.
-    pub(super) fn begin(plan: FlapPlan, targets: Vec<u32>, now: Instant) -> Flap {
+    pub(crate) fn begin(plan: FlapPlan, targets: Vec<u32>, now: Instant) -> Flap {
         Flap {
             plan,
             cycle: 1,
@@ -52,17 +52,17 @@ impl Flap {
     }
 
     /// The plan.
-    pub(super) fn plan(&self) -> FlapPlan {
+    pub(crate) fn plan(&self) -> FlapPlan {
         self.plan
     }
 
     /// When the current phase ends.
-    pub(super) fn deadline(&self) -> Instant {
+    pub(crate) fn deadline(&self) -> Instant {
         self.deadline
     }
 
     /// Moves to the next phase once the deadline passed; `None` before.
-    pub(super) fn advance(&mut self, now: Instant) -> Option<Step> {
+    pub(crate) fn advance(&mut self, now: Instant) -> Option<Step> {
         if now < self.deadline {
             return None;
         }
@@ -85,7 +85,7 @@ impl Flap {
     }
 
     /// Cycles done if the flap is cancelled now.
-    pub(super) fn cycles_done(&self) -> u32 {
+    pub(crate) fn cycles_done(&self) -> u32 {
         match self.phase {
             FlapPhase::Down => self.cycle - 1,
             FlapPhase::Up => self.cycle,
@@ -94,12 +94,12 @@ impl Flap {
 
     /// SIGTERM-to-SIGKILL grace in a `stop` flap: 2 s, or less if the down
     /// phase is shorter.
-    pub(super) fn stop_grace(&self) -> Duration {
+    pub(crate) fn stop_grace(&self) -> Duration {
         STOP_GRACE.min(self.plan.down)
     }
 
     /// The status shown in snapshots.
-    pub(super) fn status(&self) -> FlapStatus {
+    pub(crate) fn status(&self) -> FlapStatus {
         FlapStatus {
             mode: self.plan.mode,
             cycle: self.cycle,

@@ -17,7 +17,7 @@ mod actor;
 pub mod backoff;
 mod child;
 mod controls;
-mod flap;
+pub(crate) mod flap;
 mod lifecycle;
 mod ops;
 mod replica;

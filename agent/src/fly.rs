@@ -1,0 +1,457 @@
+//! `geolb-agent fly-server`: nats-server on Fly.io. It derives the server's
+//! configuration from Fly's environment and private DNS, writes it, and then
+//! runs exactly as `geolb-agent run ... -- nats-server -c <file>`.
+//!
+//! # The layout it builds
+//! - One cluster per Fly region, named after it (`FLY_REGION`); the server
+//!   is named after its machine (`FLY_MACHINE_ID`).
+//! - Routes to `nats-route://<region>.<app>.internal:6222`: Fly's private DNS
+//!   answers with every machine of the app in that region. nats-server
+//!   resolves the name itself on each attempt and picks one address, never
+//!   its own, so a lone server keeps trying until a peer appears; once it
+//!   has one route, gossip finds the rest.
+//! - A gateway to every other region of `--fly-regions` at
+//!   `nats://<region>.<app>.internal:7222`.
+//! - Every listener on `[::]` (dual stack), since Fly's private network
+//!   (6PN) is IPv6; with `FLY_PRIVATE_IP` the server advertises that address
+//!   for clients, routes and gateways, so what it gossips is reachable.
+//! - Monitoring on 8222 (the agent reads it on 127.0.0.1), lame-duck
+//!   duration 30 s, JetStream under `/data` (a Fly volume there keeps it).
+//!
+//! [`render`] is a pure function of [`FlyEnv`]; [`run`] reads the
+//! environment, writes the file and hands over to [`crate::run::run`].
+
+use crate::cli::RunArgs;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+/// Client port.
+pub const CLIENT_PORT: u16 = 4222;
+/// Cluster (route) port.
+pub const CLUSTER_PORT: u16 = 6222;
+/// Gateway port.
+pub const GATEWAY_PORT: u16 = 7222;
+/// Monitoring (HTTP) port.
+pub const MONITOR_PORT: u16 = 8222;
+/// nats-server's lame-duck duration (it refuses less than 30 s).
+pub const LAME_DUCK_DURATION: &str = "30s";
+
+/// Flags of `geolb-agent fly-server`: the Fly settings, then every flag of `run`.
+#[derive(Debug, clap::Args)]
+pub struct FlyServerArgs {
+    /// Every region the app runs in (GEOLB_FLY_REGIONS comma separated, e.g. "lhr,ams,dfw"); a gateway goes to each.
+    #[arg(
+        long = "fly-regions",
+        env = "GEOLB_FLY_REGIONS",
+        value_delimiter = ',',
+        required = true,
+        value_name = "REGION"
+    )]
+    pub fly_regions: Vec<String>,
+    /// The Fly app, whose `<region>.<app>.internal` names find the servers (set by Fly).
+    #[arg(long = "fly-app", env = "FLY_APP_NAME")]
+    pub fly_app: Option<String>,
+    /// This machine's region: the cluster and gateway name (set by Fly).
+    #[arg(long = "fly-region", env = "FLY_REGION")]
+    pub fly_region: Option<String>,
+    /// This machine's id: the server name (set by Fly).
+    #[arg(long = "fly-machine-id", env = "FLY_MACHINE_ID")]
+    pub fly_machine_id: Option<String>,
+    /// This machine's 6PN address, advertised to clients, routes and gateways (set by Fly).
+    #[arg(long = "fly-private-ip", env = "FLY_PRIVATE_IP")]
+    pub fly_private_ip: Option<IpAddr>,
+    /// Where the generated nats-server configuration is written.
+    #[arg(
+        long = "fly-config",
+        env = "GEOLB_FLY_CONFIG",
+        default_value = "/tmp/nats-server-fly.conf"
+    )]
+    pub fly_config: PathBuf,
+    /// JetStream's store folder (mount a Fly volume on /data to keep it across restarts).
+    #[arg(
+        long = "fly-store-dir",
+        env = "GEOLB_FLY_STORE_DIR",
+        default_value = "/data/jetstream"
+    )]
+    pub fly_store_dir: PathBuf,
+    /// Print the generated configuration and exit without starting anything.
+    #[arg(long)]
+    pub print_config: bool,
+    /// The flags of `run`; CMD (after `--`) is the nats-server program, `-c <config>` is appended.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Everything the configuration depends on: Fly's environment, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlyEnv {
+    /// `FLY_APP_NAME`.
+    pub app: String,
+    /// `FLY_REGION`: cluster and gateway name.
+    pub region: String,
+    /// `FLY_MACHINE_ID`: server name.
+    pub machine_id: String,
+    /// `GEOLB_FLY_REGIONS`: every region of the super-cluster.
+    pub regions: Vec<String>,
+    /// `FLY_PRIVATE_IP`: the address advertised, when known.
+    pub private_ip: Option<IpAddr>,
+    /// JetStream's store folder.
+    pub store_dir: PathBuf,
+}
+
+/// Why the Fly settings cannot make a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlyError {
+    /// A value Fly sets is missing.
+    #[error("{var} is not set: `fly-server` runs on a Fly.io machine; elsewhere pass {flag}")]
+    Missing {
+        /// The environment variable.
+        var: &'static str,
+        /// The flag that replaces it.
+        flag: &'static str,
+    },
+    /// A name that is not a DNS label (lowercase letters, digits, '-').
+    #[error("{what} {value:?} is not a DNS label (lowercase letters, digits and '-', at most 63)")]
+    BadName {
+        /// What the name is.
+        what: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// No regions.
+    #[error("no regions given; set GEOLB_FLY_REGIONS to the app's regions, e.g. \"lhr,ams,dfw\"")]
+    NoRegions,
+}
+
+impl FlyEnv {
+    /// Checks the flags (and the FLY_* variables behind them).
+    pub fn from_args(args: &FlyServerArgs) -> Result<FlyEnv, FlyError> {
+        let need = |value: &Option<String>, var, flag| {
+            value
+                .clone()
+                .filter(|v| !v.is_empty())
+                .ok_or(FlyError::Missing { var, flag })
+        };
+        let app = need(&args.fly_app, "FLY_APP_NAME", "--fly-app")?;
+        let region = need(&args.fly_region, "FLY_REGION", "--fly-region")?;
+        let machine_id = need(&args.fly_machine_id, "FLY_MACHINE_ID", "--fly-machine-id")?;
+        let mut regions: Vec<String> = Vec::new();
+        for r in args
+            .fly_regions
+            .iter()
+            .map(|r| r.trim())
+            .filter(|r| !r.is_empty())
+        {
+            if !regions.iter().any(|seen| seen == r) {
+                regions.push(r.to_string());
+            }
+        }
+        if regions.is_empty() {
+            return Err(FlyError::NoRegions);
+        }
+        dns_label("app", &app)?;
+        dns_label("region", &region)?;
+        dns_label("machine id", &machine_id.to_ascii_lowercase())?;
+        for r in &regions {
+            dns_label("region", r)?;
+        }
+        Ok(FlyEnv {
+            app,
+            region,
+            machine_id,
+            regions,
+            private_ip: args.fly_private_ip,
+            store_dir: args.fly_store_dir.clone(),
+        })
+    }
+
+    /// Whether this machine's region is one of `regions` (else no other
+    /// region dials it; it still dials them).
+    pub fn region_listed(&self) -> bool {
+        self.regions.contains(&self.region)
+    }
+
+    /// `<region>.<app>.internal`: every machine of the app in `region`.
+    fn internal(&self, region: &str) -> String {
+        format!("{region}.{}.internal", self.app)
+    }
+}
+
+fn dns_label(what: &'static str, value: &str) -> Result<(), FlyError> {
+    let ok = !value.is_empty()
+        && value.len() <= 63
+        && !value.starts_with('-')
+        && !value.ends_with('-')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    match ok {
+        true => Ok(()),
+        false => Err(FlyError::BadName {
+            what,
+            value: value.to_string(),
+        }),
+    }
+}
+
+/// A nats-server configuration string literal.
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// `[::]:port`, every address (IPv6 and IPv4).
+fn any(port: u16) -> String {
+    quote(&format!("[::]:{port}"))
+}
+
+/// The nats-server configuration for this machine (pure).
+pub fn render(env: &FlyEnv) -> String {
+    let advertise = |port: u16| {
+        env.private_ip
+            .map(|ip| {
+                format!(
+                    "  advertise: {}\n",
+                    quote(&SocketAddr::new(ip, port).to_string())
+                )
+            })
+            .unwrap_or_default()
+    };
+    let client_advertise = env
+        .private_ip
+        .map(|ip| {
+            let addr = SocketAddr::new(ip, CLIENT_PORT).to_string();
+            format!("client_advertise: {}\n", quote(&addr))
+        })
+        .unwrap_or_default();
+    let gateways: String = env
+        .regions
+        .iter()
+        .filter(|r| **r != env.region)
+        .map(|r| {
+            let url = format!("nats://{}:{GATEWAY_PORT}", env.internal(r));
+            format!("    {{ name: {}, urls: [{}] }}\n", quote(r), quote(&url))
+        })
+        .collect();
+    let route = format!("nats-route://{}:{CLUSTER_PORT}", env.internal(&env.region));
+    let store_dir = env.store_dir.display().to_string();
+    format!(
+        "# Generated by `geolb-agent fly-server` for machine {machine} of app {app} in {region}.\n\
+         server_name: {server_name}\n\
+         listen: {listen}\n\
+         {client_advertise}\
+         http: {http}\n\
+         # The agent drains with lame-duck mode on a Fly stop (SIGTERM) and ends\n\
+         # it early once the clients have left.\n\
+         lame_duck_duration: {ldm}\n\
+         lame_duck_grace_period: \"1s\"\n\
+         cluster {{\n\
+         \x20 name: {cluster}\n\
+         \x20 listen: {cluster_listen}\n\
+         {cluster_advertise}\
+         \x20 routes: [{route}]\n\
+         \x20 connect_retries: 30\n\
+         }}\n\
+         gateway {{\n\
+         \x20 name: {cluster}\n\
+         \x20 listen: {gateway_listen}\n\
+         {gateway_advertise}\
+         \x20 gateways: [\n\
+         {gateways}\
+         \x20 ]\n\
+         }}\n\
+         jetstream {{\n\
+         \x20 store_dir: {store_dir}\n\
+         \x20 max_memory_store: 64MB\n\
+         \x20 max_file_store: 1GB\n\
+         }}\n",
+        machine = env.machine_id,
+        app = env.app,
+        region = env.region,
+        server_name = quote(&env.machine_id),
+        listen = any(CLIENT_PORT),
+        http = any(MONITOR_PORT),
+        ldm = quote(LAME_DUCK_DURATION),
+        cluster = quote(&env.region),
+        cluster_listen = any(CLUSTER_PORT),
+        cluster_advertise = advertise(CLUSTER_PORT),
+        route = quote(&route),
+        gateway_listen = any(GATEWAY_PORT),
+        gateway_advertise = advertise(GATEWAY_PORT),
+        store_dir = quote(&store_dir),
+    )
+}
+
+/// The `run` flags with the generated configuration appended to CMD and the
+/// machine's id and region as the agent's (unless given).
+fn run_args(mut run: RunArgs, env: &FlyEnv, config: &Path) -> RunArgs {
+    run.id = run.id.or_else(|| Some(env.machine_id.clone()));
+    run.region = run.region.or_else(|| Some(env.region.clone()));
+    run.command.push("-c".into());
+    run.command.push(config.as_os_str().to_owned());
+    run
+}
+
+/// Writes the configuration and runs the agent around nats-server; returns the exit code.
+pub async fn run(args: FlyServerArgs) -> anyhow::Result<i32> {
+    let env = FlyEnv::from_args(&args)?;
+    if args.run.command.is_empty() {
+        anyhow::bail!("fly-server runs nats-server itself: give the program after `--` (e.g. `-- nats-server`)");
+    }
+    let config = render(&env);
+    if args.print_config {
+        print!("{config}");
+        return Ok(0);
+    }
+    if let Some(dir) = args
+        .fly_config
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    }
+    std::fs::write(&args.fly_config, &config).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot write {}: {e}; point --fly-config (GEOLB_FLY_CONFIG) at a writable file",
+            args.fly_config.display()
+        )
+    })?;
+    if !env.region_listed() {
+        tracing::warn!(region = %env.region, regions = ?env.regions, "This machine's region is not in GEOLB_FLY_REGIONS: no other region will dial it.");
+    }
+    tracing::info!(
+        config = %args.fly_config.display(),
+        app = %env.app,
+        region = %env.region,
+        regions = ?env.regions,
+        "nats-server configuration written for Fly.io."
+    );
+    crate::run::run(run_args(args.run, &env, &args.fly_config)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn env() -> FlyEnv {
+        FlyEnv {
+            app: "geolb-server".into(),
+            region: "lhr".into(),
+            machine_id: "148e272f4d9589".into(),
+            regions: vec!["lhr".into(), "ams".into(), "dfw".into()],
+            private_ip: Some("fdaa:0:1:a7b:abc:21de:af5f:2".parse().unwrap()),
+            store_dir: "/data/jetstream".into(),
+        }
+    }
+
+    #[test]
+    fn renders_routes_gateways_and_listeners_for_6pn() {
+        let conf = render(&env());
+        for line in [
+            "server_name: \"148e272f4d9589\"",
+            "listen: \"[::]:4222\"",
+            "http: \"[::]:8222\"",
+            "client_advertise: \"[fdaa:0:1:a7b:abc:21de:af5f:2]:4222\"",
+            "lame_duck_duration: \"30s\"",
+            "  name: \"lhr\"",
+            "  listen: \"[::]:6222\"",
+            "  advertise: \"[fdaa:0:1:a7b:abc:21de:af5f:2]:6222\"",
+            "  routes: [\"nats-route://lhr.geolb-server.internal:6222\"]",
+            "  listen: \"[::]:7222\"",
+            "  advertise: \"[fdaa:0:1:a7b:abc:21de:af5f:2]:7222\"",
+            "    { name: \"ams\", urls: [\"nats://ams.geolb-server.internal:7222\"] }",
+            "    { name: \"dfw\", urls: [\"nats://dfw.geolb-server.internal:7222\"] }",
+            "  store_dir: \"/data/jetstream\"",
+        ] {
+            assert!(
+                conf.lines().any(|l| l == line),
+                "{line:?} missing in\n{conf}"
+            );
+        }
+        assert!(
+            !conf.contains("lhr.geolb-server.internal:7222"),
+            "no gateway to its own region:\n{conf}"
+        );
+        assert_eq!(conf.matches('{').count(), conf.matches('}').count());
+    }
+
+    #[test]
+    fn without_a_private_ip_nothing_is_advertised() {
+        let conf = render(&FlyEnv {
+            private_ip: None,
+            ..env()
+        });
+        assert!(!conf.contains("advertise"), "{conf}");
+    }
+
+    #[test]
+    fn quotes_paths() {
+        let conf = render(&FlyEnv {
+            store_dir: "/data/a \"b\"".into(),
+            ..env()
+        });
+        assert!(conf.contains(r#"store_dir: "/data/a \"b\"""#), "{conf}");
+    }
+
+    fn parse(args: &[&str]) -> FlyServerArgs {
+        let mut argv = vec!["geolb-agent", "fly-server"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::FlyServer(args) => *args,
+            other => panic!("not fly-server: {other:?}"),
+        }
+    }
+
+    const FULL: [&str; 11] = [
+        "--fly-regions",
+        "lhr, ams,dfw",
+        "--fly-app",
+        "geolb-server",
+        "--fly-region",
+        "ams",
+        "--fly-machine-id",
+        "ABC123",
+        "--",
+        "nats-server",
+        "-DV",
+    ];
+
+    #[test]
+    fn reads_the_flags_and_appends_the_config_to_cmd() {
+        let args = parse(&FULL);
+        let env = FlyEnv::from_args(&args).unwrap();
+        assert_eq!(env.regions, ["lhr", "ams", "dfw"]);
+        assert_eq!(env.region, "ams");
+        assert!(env.region_listed());
+        let run = run_args(args.run, &env, Path::new("/tmp/x.conf"));
+        assert_eq!(run.command, ["nats-server", "-DV", "-c", "/tmp/x.conf"]);
+        assert_eq!(run.id().as_deref(), Some("ABC123"));
+        assert_eq!(run.region(), "ams");
+    }
+
+    #[test]
+    fn refuses_missing_or_bad_settings() {
+        let mut args = parse(&FULL);
+        args.fly_app = None;
+        assert_eq!(
+            FlyEnv::from_args(&args),
+            Err(FlyError::Missing {
+                var: "FLY_APP_NAME",
+                flag: "--fly-app"
+            })
+        );
+        let mut args = parse(&FULL);
+        args.fly_regions = vec![" ".into()];
+        assert_eq!(FlyEnv::from_args(&args), Err(FlyError::NoRegions));
+        for bad in ["LHR", "l.hr", "-x", ""] {
+            let mut args = parse(&FULL);
+            args.fly_region = Some(bad.into());
+            assert!(FlyEnv::from_args(&args).is_err(), "{bad:?}");
+        }
+        let mut args = parse(&FULL);
+        args.fly_regions.push("a_b".into());
+        assert!(FlyEnv::from_args(&args).is_err());
+    }
+}
