@@ -84,6 +84,15 @@ fn debug_bin(name: &str) -> PathBuf {
     bin
 }
 
+/// The static agent the images ship (`make static-agent`), if built.
+pub fn static_agent_bin() -> Option<PathBuf> {
+    let bin = target_dir()
+        .join("x86_64-unknown-linux-gnu")
+        .join("release")
+        .join("geolb-agent");
+    bin.is_file().then_some(bin)
+}
+
 /// Path of a binary of this workspace in the release profile (benchmarks), or an
 /// error saying what to run when it is not built.
 pub fn release_bin(name: &str) -> Result<PathBuf, String> {

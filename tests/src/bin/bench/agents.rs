@@ -23,7 +23,8 @@ static MARKER: OnceLock<Marker> = OnceLock::new();
 /// What every benchmark needs: the release binaries and the nats-server version.
 #[derive(Debug, Clone)]
 pub struct Bench {
-    /// `target/release/geolb-agent`.
+    /// The agent that ships: the static one of the images (`make
+    /// static-agent`), else `target/release/geolb-agent`.
     pub agent: PathBuf,
     /// `target/release/geolb`.
     pub geolb: PathBuf,
@@ -36,11 +37,16 @@ pub struct Bench {
 impl Bench {
     /// Finds the release binaries; fails with what to run when they are missing.
     pub fn new(quick: bool) -> anyhow::Result<Bench> {
+        let shipped = geolb_tests::tools::static_agent_bin();
         let bins = (release_bin("geolb-agent"), release_bin("geolb"));
         let (agent, geolb) = (
-            bins.0.map_err(anyhow::Error::msg)?,
+            match shipped {
+                Some(agent) => agent,
+                None => bins.0.map_err(anyhow::Error::msg)?,
+            },
             bins.1.map_err(anyhow::Error::msg)?,
         );
+        println!("  agent: {}", agent.display());
         // Fails here, with what to run, rather than inside a benchmark.
         let _ = geolb_tests::nats_server_bin(default_version());
         Ok(Bench {
