@@ -65,3 +65,16 @@ impl Drop for LabDir {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).to_string()
 }
+
+/// Checks `geolb lab status --json` output: `count` servers, every one
+/// healthy and running nats-server `version`.
+pub fn assert_servers(status: &Value, count: usize, version: &str) {
+    let servers = status["servers"].as_array().expect("a server list");
+    assert_eq!(servers.len(), count, "{servers:?}");
+    assert!(
+        servers
+            .iter()
+            .all(|s| s["healthy"] == true && s["version"] == version),
+        "{servers:?}"
+    );
+}

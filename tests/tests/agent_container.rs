@@ -247,36 +247,43 @@ struct Setup {
 }
 
 impl Setup {
-    /// The fixture of test `owner`.
-    async fn new(owner: &str) -> Setup {
+    /// The fixture of `test` (containers labelled for `owner`), or `None`
+    /// when it is skipped (see [`ready`]).
+    async fn new(test: &str, owner: &str) -> Option<Setup> {
+        if !ready(test, &[SERVER_IMAGE]) {
+            return None;
+        }
         let cleanup = Cleanup::new(owner);
         let box_ = Container::run(&cleanup, "srv");
         let control = NatsServer::start(default_version(), ServerConfig::default());
         let url = control.client_url();
         let client = async_nats::connect(&url).await.expect("connect");
-        Setup {
+        Some(Setup {
             cleanup,
             box_,
             control,
             url,
             client,
-        }
+        })
     }
 }
 
 #[tokio::test]
 async fn every_verb_gives_the_process_mode_replies_and_events() {
-    let test = "every_verb_gives_the_process_mode_replies_and_events";
-    if !ready(test, &[SERVER_IMAGE]) {
-        return;
-    }
-    let Setup {
+    let Some(Setup {
         cleanup,
         box_,
         control: _control,
         url,
         client,
-    } = Setup::new("agent_container_verbs").await;
+    }) = Setup::new(
+        "every_verb_gives_the_process_mode_replies_and_events",
+        "agent_container_verbs",
+    )
+    .await
+    else {
+        return;
+    };
     let mut c = Agent::new(&client, "c-1").await;
     let mut p = Agent::new(&client, "p-1").await;
     let _container_agent = box_.agent("c-1", &url, &[]);
@@ -503,17 +510,20 @@ async fn every_verb_gives_the_process_mode_replies_and_events() {
 
 #[tokio::test]
 async fn an_ldm_stop_ends_once_the_clients_have_left() {
-    let test = "an_ldm_stop_ends_once_the_clients_have_left";
-    if !ready(test, &[SERVER_IMAGE]) {
-        return;
-    }
-    let Setup {
+    let Some(Setup {
         cleanup: _cleanup,
         box_,
         control: _control,
         url,
         client,
-    } = Setup::new("agent_container_ldm").await;
+    }) = Setup::new(
+        "an_ldm_stop_ends_once_the_clients_have_left",
+        "agent_container_ldm",
+    )
+    .await
+    else {
+        return;
+    };
     let mut agent = Agent::new(&client, "c-2").await;
     let _agent = box_.agent("c-2", &url, &["--ldm-grace", "50s"]);
     agent.wait_state("running").await;
@@ -596,17 +606,20 @@ async fn a_bad_container_name_is_refused_at_start() {
 
 #[tokio::test]
 async fn exits_are_reported_and_the_container_outlives_the_agent() {
-    let test = "exits_are_reported_and_the_container_outlives_the_agent";
-    if !ready(test, &[SERVER_IMAGE]) {
-        return;
-    }
-    let Setup {
+    let Some(Setup {
         cleanup: _cleanup,
         box_,
         control: _control,
         url,
         client,
-    } = Setup::new("agent_container_outlives").await;
+    }) = Setup::new(
+        "exits_are_reported_and_the_container_outlives_the_agent",
+        "agent_container_outlives",
+    )
+    .await
+    else {
+        return;
+    };
     let mut agent = Agent::new(&client, "c-3").await;
     let mut guard = box_.agent("c-3", &url, &[]);
     agent.wait_state("running").await;

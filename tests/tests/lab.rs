@@ -3,7 +3,7 @@
 //! stored and listed, every bad input the lab refuses, and down leaving
 //! nothing behind.
 
-use geolb_tests::lab_dir::{stderr, LabDir};
+use geolb_tests::lab_dir::{assert_servers, stderr, LabDir};
 use geolb_tests::ports::LAB_PORTS;
 use serde_json::Value;
 use std::path::Path;
@@ -59,14 +59,7 @@ fn a_lab_runs_a_scenario_and_keeps_its_report() {
         .as_str()
         .unwrap()
         .starts_with("nats://127.0.0.1:"));
-    let servers = status["servers"].as_array().unwrap();
-    assert_eq!(servers.len(), 4);
-    assert!(
-        servers
-            .iter()
-            .all(|s| s["healthy"] == true && s["version"] == "2.12.8"),
-        "{servers:?}"
-    );
+    assert_servers(&status, 4, "2.12.8");
     let identities = status["identities"].as_array().unwrap();
     for name in [
         "coordinator",

@@ -5,7 +5,7 @@
 //! (`make images`); a failure under `GEOLB_REQUIRE_DOCKER=1`.
 
 use geolb_tests::docker::{self, available, docker, CLIENT_IMAGE, SERVER_IMAGE};
-use geolb_tests::lab_dir::{stderr, LabDir};
+use geolb_tests::lab_dir::{assert_servers, stderr, LabDir};
 use geolb_tests::ports::LAB_PORTS;
 use serde_json::Value;
 
@@ -81,14 +81,7 @@ fn the_lab_runs_in_containers_and_leaves_nothing() {
     assert_eq!(ours("network", &owner).len(), 4, "control and 3 regions");
 
     let status = lab.json(&["lab", "status", "--json"]);
-    let servers = status["servers"].as_array().unwrap();
-    assert_eq!(servers.len(), 9);
-    assert!(
-        servers
-            .iter()
-            .all(|s| s["healthy"] == true && s["version"] == "2.12.8"),
-        "{servers:?}"
-    );
+    assert_servers(&status, 9, "2.12.8");
     assert_eq!(status["processes"], "17/17");
     let clients = status["clients"].as_array().unwrap();
     for c in clients.iter().filter(|c| c["strategy"] == "rtt") {
