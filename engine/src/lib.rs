@@ -8,9 +8,11 @@ use bollard::Docker;
 use std::time::Duration;
 
 pub use bollard;
-pub use container::{recreate_body, rfc3339_ms, ContainerStatus};
+pub use container::{rfc3339_ms, ContainerStatus};
+pub use recreate::recreate_body;
 
 mod container;
+mod recreate;
 
 /// Label on everything nats-geolb creates; its value names the owner (a lab).
 pub const OWNER_LABEL: &str = "io.nats-geolb.owner";

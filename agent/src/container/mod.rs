@@ -27,6 +27,7 @@
 mod flap;
 mod ops;
 mod state;
+mod watcher;
 
 use crate::supervisor::{DrainProbe, FlapPlan, Snapshot};
 use geolb_engine::Engine;

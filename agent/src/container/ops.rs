@@ -1,13 +1,13 @@
-//! The commands on a container: inspecting it (and turning what changed
-//! into events), stopping it in each mode, starting, restarting and
-//! recreating it. One command at a time holds the operation slot.
+//! The commands on a container: stopping it in each mode, starting,
+//! restarting and recreating it. One command at a time holds the operation
+//! slot. Following the container (and turning what changed into events) is
+//! `watcher.rs`.
 
 use super::flap::FlapSlot;
 use super::state::{self, alive, Intent, Seen};
 use super::Spec;
 use crate::signals::Signal;
 use crate::supervisor::Snapshot;
-use futures::StreamExt;
 use geolb_engine::{ContainerStatus, Engine, EngineError};
 use geolb_proto::{ErrorKind, EventKind, ReplyError, StopMode};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,14 +15,12 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
 /// How often a drain or a stop looks at the container (and asks the probe).
 const POLL_EVERY: Duration = Duration::from_millis(100);
 /// After a drain's grace ends with SIGINT, how long before SIGKILL.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
-/// Pause before the engine's event stream is opened again.
-const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 /// How long a killed or stopped container may take to be seen gone.
 const GONE_WITHIN: Duration = Duration::from_secs(30);
 
@@ -30,24 +28,24 @@ const GONE_WITHIN: Duration = Duration::from_secs(30);
 pub(super) struct Shared {
     pub(super) engine: Engine,
     pub(super) spec: Spec,
-    state: Mutex<State>,
+    pub(super) state: Mutex<State>,
     /// Serialises inspections, so two never apply out of order.
-    observing: tokio::sync::Mutex<()>,
-    snapshot: watch::Sender<Snapshot>,
-    events: mpsc::Sender<EventKind>,
+    pub(super) observing: tokio::sync::Mutex<()>,
+    pub(super) snapshot: watch::Sender<Snapshot>,
+    pub(super) events: mpsc::Sender<EventKind>,
 }
 
 /// The mutable part, behind a short-held lock.
 pub(super) struct State {
-    seen: Seen,
+    pub(super) seen: Seen,
     /// The image last seen, shown while the container cannot be found.
-    image: String,
-    intent: Intent,
+    pub(super) image: String,
+    pub(super) intent: Intent,
     /// The command holding the slot, and its "interrupted by a kill" token.
-    op: Option<(&'static str, CancellationToken)>,
+    pub(super) op: Option<(&'static str, CancellationToken)>,
     pub(super) flap: Option<FlapSlot>,
     /// Whether the last inspection failed (logged once per outage).
-    engine_failing: bool,
+    pub(super) engine_failing: bool,
 }
 
 /// The operation slot, freed on drop.
@@ -67,7 +65,7 @@ fn conflict(message: impl Into<String>) -> ReplyError {
     ReplyError::new(ErrorKind::Conflict, message)
 }
 
-fn failed(message: impl Into<String>) -> ReplyError {
+pub(super) fn failed(message: impl Into<String>) -> ReplyError {
     ReplyError::new(ErrorKind::Failed, message)
 }
 
@@ -108,126 +106,6 @@ impl Shared {
 
     pub(super) fn name(&self) -> &str {
         &self.spec.name
-    }
-
-    /// Inspects the container on each engine event about it, and every
-    /// `every` in case one was missed (the event stream reconnects), until
-    /// `token` is cancelled.
-    pub(super) async fn watch(self: Arc<Self>, every: Duration, token: CancellationToken) {
-        let mut ticker = tokio::time::interval(every);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut events = self.engine.container_events(self.name());
-        loop {
-            tokio::select! {
-                biased;
-                _ = token.cancelled() => return,
-                event = events.next() => match event {
-                    Some(Ok(action)) => debug!(container = %self.name(), action, "Engine event."),
-                    Some(Err(e)) => debug!(error = %e, "Engine event stream failed."),
-                    None => {
-                        debug!("Engine event stream ended; reconnecting.");
-                        tokio::time::sleep(RECONNECT_EVERY).await;
-                        events = self.engine.container_events(self.name());
-                    }
-                },
-                _ = ticker.tick() => {}
-            }
-            let _ = self.observe().await;
-        }
-    }
-
-    /// Inspects the container, records what changed, publishes the snapshot
-    /// and emits the events of the change. An engine that does not answer
-    /// leaves the last state in place.
-    pub(super) async fn observe(&self) -> Result<Seen, ReplyError> {
-        let _one_at_a_time = self.observing.lock().await;
-        let now = match self.engine.container(self.name()).await {
-            Ok(found) => Some(found),
-            Err(EngineError::NoSuchContainer { .. }) => None,
-            Err(e) => {
-                let mut state = self.lock();
-                if !std::mem::replace(&mut state.engine_failing, true) {
-                    warn!(container = %self.name(), error = %e, "Cannot inspect the container.");
-                }
-                return Err(failed(format!(
-                    "cannot inspect container {}: {e}",
-                    self.name()
-                )));
-            }
-        };
-        let events = {
-            let mut state = self.lock();
-            if std::mem::replace(&mut state.engine_failing, false) {
-                info!(container = %self.name(), "The Docker engine answers again.");
-            }
-            let replacing = state
-                .op
-                .as_ref()
-                .is_some_and(|(name, _)| *name == "replace");
-            if now.is_none() && state.seen.is_some() && !replacing {
-                warn!(container = %self.name(), "The container is gone (removed?).");
-            }
-            let events = state::changes(&state.seen, &now);
-            let running = now.as_ref().is_some_and(|c| c.running);
-            if running && state.intent == Intent::Stopped {
-                // Started by someone else (`docker start`): follow it again.
-                state.intent = Intent::Follow;
-            }
-            if let Some(found) = &now {
-                state.image.clone_from(&found.image);
-            }
-            state.seen = now.clone();
-            self.publish_locked(&state);
-            events
-        };
-        for event in events {
-            self.log_change(&event);
-            self.emit(event);
-        }
-        Ok(now)
-    }
-
-    fn log_change(&self, event: &EventKind) {
-        let name = self.name();
-        match event {
-            EventKind::Started { pid, program, .. } => {
-                info!(container = %name, pid, image = %program, "Container started.")
-            }
-            EventKind::Exited { code, .. } => info!(container = %name, code, "Container exited."),
-            EventKind::Restarting { attempt, .. } => {
-                info!(container = %name, attempt, "Docker's restart policy restarts the container.")
-            }
-            EventKind::Paused { .. } => info!(container = %name, "Container paused."),
-            EventKind::Resumed { .. } => info!(container = %name, "Container resumed."),
-            _ => {}
-        }
-    }
-
-    /// Publishes the snapshot from `state`.
-    pub(super) fn publish_locked(&self, state: &State) {
-        let flap = state.flap.as_ref().map(|f| f.status.clone());
-        let now = state::snapshot(&state.seen, state.intent, flap, &state.image);
-        self.snapshot.send_if_modified(|current| {
-            let changed = *current != now;
-            if changed {
-                *current = now;
-            }
-            changed
-        });
-    }
-
-    /// Records what a command makes of the container and publishes it.
-    pub(super) fn set_intent(&self, intent: Intent) {
-        let mut state = self.lock();
-        state.intent = intent;
-        self.publish_locked(&state);
-    }
-
-    /// Sends an event; a full or closed channel drops it.
-    pub(super) fn emit(&self, event: EventKind) {
-        if let Err(err) = self.events.try_send(event) {
-            debug!(%err, "Dropped a container event.");
-        }
     }
 
     /// The command holding the operation slot, if any.

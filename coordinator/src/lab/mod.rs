@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod docker;
 pub mod down;
+pub mod launch;
 pub mod process;
 pub mod ready;
 pub mod state;

@@ -5,130 +5,16 @@
 
 use super::config::LabConfig;
 use super::docker;
+use super::launch::View;
+pub use super::launch::{Binaries, Launcher};
 use super::process;
 use super::ready;
-use super::state::{LabProcess, LabState};
-use super::topology::{Placement, Topology, CONTROL_HOST};
+use super::state::LabState;
+use super::topology::{Placement, Topology};
 use crate::control::Control;
 use geolb_proto::connect::ControlArgs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Where `lab up` finds its binaries.
-#[derive(Debug, Clone)]
-pub struct Binaries {
-    /// `geolb-agent`.
-    pub agent: PathBuf,
-    /// Folder of installed versions, `<dir>/<version>/nats-server`.
-    pub servers_dir: PathBuf,
-}
-
-impl Binaries {
-    /// `geolb-agent` next to this `geolb`, and `servers_dir`; checks both.
-    pub fn find(servers_dir: PathBuf, version: &str) -> anyhow::Result<Binaries> {
-        let agent = std::env::current_exe()?.with_file_name("geolb-agent");
-        if !agent.is_file() {
-            anyhow::bail!(
-                "{} is missing; build it with `cargo build --workspace --bins`",
-                agent.display()
-            );
-        }
-        let binaries = Binaries { agent, servers_dir };
-        if !binaries.nats_server(version).is_file() {
-            anyhow::bail!(
-                "nats-server {version} is not installed in {}; run `make tools` or set nats_version",
-                binaries.servers_dir.display()
-            );
-        }
-        Ok(binaries)
-    }
-
-    fn nats_server(&self, version: &str) -> PathBuf {
-        self.servers_dir.join(version).join("nats-server")
-    }
-}
-
-/// Where the lab's processes run: here, or in containers.
-pub enum Launcher {
-    /// Processes of these binaries.
-    Processes(Binaries),
-    /// Containers of the local Docker engine.
-    Containers(super::docker::Launcher),
-}
-
-/// The lab's paths and addresses as its processes see them.
-struct View {
-    /// The control plane's URL.
-    control_url: String,
-    /// `geolb-agent`.
-    agent: PathBuf,
-    /// Installed nats-server versions, `<dir>/<version>/nats-server`.
-    servers_dir: PathBuf,
-}
-
-impl View {
-    fn nats_server(&self, version: &str) -> String {
-        self.servers_dir
-            .join(version)
-            .join("nats-server")
-            .display()
-            .to_string()
-    }
-}
-
-impl Launcher {
-    fn placement(&self) -> Placement {
-        match self {
-            Launcher::Processes(_) => Placement::Processes,
-            Launcher::Containers(_) => Placement::Containers,
-        }
-    }
-
-    fn view(&self, state: &LabState) -> View {
-        match self {
-            Launcher::Processes(bins) => View {
-                control_url: state.control_url.clone(),
-                agent: bins.agent.clone(),
-                servers_dir: bins.servers_dir.clone(),
-            },
-            Launcher::Containers(_) => View {
-                control_url: format!("nats://{CONTROL_HOST}:4222"),
-                agent: docker::AGENT.into(),
-                servers_dir: docker::SERVERS_DIR.into(),
-            },
-        }
-    }
-
-    /// A path of the lab directory as the processes see it.
-    fn path(&self, state: &LabState, path: &Path) -> String {
-        match self {
-            Launcher::Processes(_) => path.display().to_string(),
-            Launcher::Containers(_) => docker::seen(state, path).display().to_string(),
-        }
-    }
-
-    /// Starts `command` as the lab process `name` of `kind`.
-    async fn launch(
-        &self,
-        state: &mut LabState,
-        t: &Topology,
-        name: &str,
-        kind: docker::Kind,
-        command: Vec<String>,
-    ) -> anyhow::Result<()> {
-        match self {
-            Launcher::Processes(_) => {
-                let (program, args) = command.split_first().expect("a command");
-                launch(state, name, Path::new(program), args)
-            }
-            Launcher::Containers(engine) => {
-                let lab = state.docker.clone().expect("a containerised lab");
-                let spec = docker::spec(&lab, state, t, name, &kind, command);
-                engine.launch(state, spec).await
-            }
-        }
-    }
-}
 
 /// Brings the lab of `config` up in `dir`; returns its state.
 pub async fn up(config: LabConfig, dir: &Path, launcher: Launcher) -> anyhow::Result<LabState> {
@@ -403,17 +289,6 @@ fn identities(state: &mut LabState, t: &Topology) -> anyhow::Result<crate::contr
         .collect();
     state.save()?;
     Ok(layout)
-}
-
-/// Starts one process and records it at once, so a crash leaves it findable.
-fn launch(state: &mut LabState, name: &str, program: &Path, args: &[String]) -> anyhow::Result<()> {
-    let log = state.dir.join("logs").join(format!("{name}.log"));
-    let pid = process::spawn(program, args, &log)?;
-    state.processes.push(LabProcess {
-        name: name.into(),
-        pid,
-    });
-    state.save()
 }
 
 /// Writes a file only its owner can read (it holds gateway passwords).

@@ -1,6 +1,6 @@
 //! Tests of [`super`]: the text, the routes and a real request.
 use super::*;
-use geolb_proto::{GatewayMetric, Role};
+use geolb_proto::{ChildState, GatewayMetric, Role};
 
 fn figures() -> Figures {
     let mut status = AgentStatus::example("148e272f4d9589", "lhr", Role::Server);

@@ -1,0 +1,109 @@
+//! Tests of `topology.rs`.
+use super::*;
+use std::collections::HashSet;
+use std::time::Duration;
+
+#[test]
+fn plans_the_default_lab() {
+    let config = LabConfig::default();
+    let t = Topology::plan(&config);
+    assert_eq!(t.servers.len(), 9);
+    assert_eq!(
+        t.links.len(),
+        3 * 6 + 3 * 9,
+        "gateway links, then client links"
+    );
+    let mut ports: Vec<u16> = vec![t.control_port, t.control_http_port];
+    for s in &t.servers {
+        ports.extend([s.client_port, s.http_port, s.route_port, s.gateway_port]);
+    }
+    ports.extend(
+        t.links
+            .iter()
+            .map(|l| l.listen.rsplit(':').next().unwrap().parse::<u16>().unwrap()),
+    );
+    assert_eq!(ports.len(), config.ports_needed());
+    assert_eq!(
+        ports.iter().collect::<HashSet<_>>().len(),
+        ports.len(),
+        "no port twice"
+    );
+
+    let lon_ams = t.links.iter().find(|l| l.name == "gw:lon->ams/0").unwrap();
+    assert_eq!(lon_ams.config.rtt(), Duration::from_millis(8));
+    let ams1 = t.servers.iter().find(|s| s.id == "ams-1").unwrap();
+    assert_eq!(lon_ams.target, format!("127.0.0.1:{}", ams1.gateway_port));
+    let cl = t.links.iter().find(|l| l.name == "cl:dfw->lon-2").unwrap();
+    assert_eq!(cl.config.rtt(), Duration::from_millis(105));
+    assert_eq!(t.client_servers("ams").len(), 9);
+    assert_eq!(
+        t.clients
+            .iter()
+            .map(|c| c.agent_id.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "lon-rtt",
+            "lon-random",
+            "ams-rtt",
+            "ams-random",
+            "dfw-rtt",
+            "dfw-random"
+        ]
+    );
+}
+
+#[test]
+fn containers_dial_by_name_through_the_emulator() {
+    let config = LabConfig::default();
+    let t = Topology::plan_for(&config, Placement::Containers);
+    let lon1 = &t.servers[0];
+    assert_eq!((lon1.host.as_str(), lon1.client_port), ("lon-1", 4222));
+    let link = t.links.iter().find(|l| l.name == "gw:lon->ams/0").unwrap();
+    assert_eq!(link.target, "ams-1:7222");
+    assert!(link.listen.starts_with("0.0.0.0:"), "{}", link.listen);
+    let port = link.listen.rsplit(':').next().unwrap();
+    assert_eq!(t.link_addr("gw:lon->ams/0").unwrap(), format!("wan:{port}"));
+    assert!(t.client_servers("dfw")[0].starts_with("lon=nats://wan:"));
+    let text = t.server_config(&config, lon1, Path::new("/data/jetstream"), "s3");
+    assert!(text.contains("listen: \"0.0.0.0:4222\""), "{text}");
+    assert!(text.contains("\"nats-route://lon-2:6222\""), "{text}");
+    assert!(
+        text.contains(&format!("nats://gw-ams:s3-ams@wan:{port}")),
+        "{text}"
+    );
+}
+
+#[test]
+fn partition_cuts_every_path_to_the_region() {
+    let t = Topology::plan(&LabConfig::default());
+    let cut = t.partition_links("lon");
+    assert!(cut.contains(&"gw:lon->ams/0".to_string()));
+    assert!(cut.contains(&"gw:dfw->lon/2".to_string()));
+    assert!(cut.contains(&"cl:ams->lon-3".to_string()));
+    assert!(cut.contains(&"cl:lon->lon-1".to_string()));
+    assert!(
+        !cut.contains(&"cl:lon->ams-1".to_string()),
+        "lon's clients can still leave"
+    );
+    assert!(!cut.contains(&"gw:ams->dfw/0".to_string()));
+    assert_eq!(cut.len(), 6 + 6 + 9);
+}
+
+#[test]
+fn server_config_goes_through_the_emulator() {
+    let config = LabConfig::default();
+    let t = Topology::plan(&config);
+    let text = t.server_config(&config, &t.servers[0], Path::new("/tmp/js"), "s3");
+    assert!(text.contains("advertise: \"127.0.0.1:1\""));
+    assert!(
+        text.contains("authorization { user: \"gw-lon\", password: \"s3-lon\" }"),
+        "{text}"
+    );
+    assert!(text.contains("no_advertise: true"));
+    let via = t.link_addr("gw:lon->dfw/1").unwrap();
+    assert!(
+        text.contains(&format!("nats://gw-dfw:s3-dfw@{via}")),
+        "{text}"
+    );
+    assert_eq!(text.matches("nats-route://").count(), 2);
+}
