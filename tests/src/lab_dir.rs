@@ -46,6 +46,25 @@ impl LabDir {
         serde_json::from_slice(&output.stdout).expect("JSON")
     }
 
+    /// Runs `geolb scenario run NAME ARGS`, which must succeed and pass,
+    /// and returns its JSON report.
+    pub fn scenario(&self, name: &str, args: &[&str]) -> Value {
+        let file = self.0.join(format!("{name}.json"));
+        let mut all = vec!["scenario", "run", "--report", file.to_str().unwrap(), name];
+        all.extend(args);
+        let run = self.geolb(&all);
+        assert!(
+            run.status.success(),
+            "{name}: {}\n{}",
+            String::from_utf8_lossy(&run.stdout),
+            stderr(&run)
+        );
+        let report: Value =
+            serde_json::from_slice(&std::fs::read(&file).expect("a report")).expect("JSON");
+        assert_eq!(report["passed"], true, "{name}: {}", report["reasons"]);
+        report
+    }
+
     /// Writes a lab configuration; returns its path.
     pub fn config(&self, text: &str) -> String {
         let path = self.0.join("lab.toml");

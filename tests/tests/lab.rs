@@ -5,7 +5,6 @@
 
 use geolb_tests::lab_dir::{assert_servers, stderr, LabDir};
 use geolb_tests::ports::LAB_PORTS;
-use serde_json::Value;
 use std::path::Path;
 
 fn small_lab(ports_base: u16) -> String {
@@ -88,27 +87,10 @@ fn a_lab_runs_a_scenario_and_keeps_its_report() {
         );
     }
 
-    let report_file = lab.0.join("report.json");
-    let run = lab.geolb(&[
-        "scenario",
-        "run",
-        "--report",
-        report_file.to_str().unwrap(),
+    let report = lab.scenario(
         "dc-outage",
-        "--region",
-        "lon",
-        "--mode",
-        "kill",
-        "--duration",
-        "3s",
-    ]);
-    assert!(
-        run.status.success(),
-        "dc-outage: {}\n{}",
-        String::from_utf8_lossy(&run.stdout),
-        stderr(&run)
+        &["--region", "lon", "--mode", "kill", "--duration", "3s"],
     );
-    let report: Value = serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
     for key in [
         "scenario",
         "params",

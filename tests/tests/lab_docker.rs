@@ -16,25 +16,6 @@ fn lab_config(ports_base: u16) -> String {
     format!("ports_base = {ports_base}\n")
 }
 
-fn run_scenario(lab: &LabDir, name: &str, args: &[&str]) -> Value {
-    let file = lab.0.join(format!("{name}.json"));
-    let mut all = vec!["scenario", "run", "--report", file.to_str().unwrap(), name];
-    all.extend(args);
-    let run = lab.geolb(&all);
-    let report: Value = std::fs::read(&file)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
-    assert!(
-        run.status.success(),
-        "{name}: {}\n{}",
-        String::from_utf8_lossy(&run.stdout),
-        stderr(&run)
-    );
-    assert_eq!(report["passed"], true, "{name}: {}", report["reasons"]);
-    report
-}
-
 fn rtt_clients(report: &Value) -> Vec<&Value> {
     report["clients"]
         .as_array()
@@ -91,8 +72,7 @@ fn the_lab_runs_in_containers_and_leaves_nothing() {
     // Region outage by killing lon's servers: lon's rtt clients land in ams
     // (the nearest other region) with one gap each. How short the gaps are
     // is `make bench`'s (group lab_docker); here a generous limit only.
-    let outage = run_scenario(
-        &lab,
+    let outage = lab.scenario(
         "dc-outage",
         &[
             "--region",
@@ -119,8 +99,7 @@ fn the_lab_runs_in_containers_and_leaves_nothing() {
 
     // The same outage from a second, independent fault source: the engine
     // kills lon's server containers (agents included) and starts them again.
-    let engine = run_scenario(
-        &lab,
+    let engine = lab.scenario(
         "dc-outage",
         &[
             "--region",
@@ -150,7 +129,7 @@ fn the_lab_runs_in_containers_and_leaves_nothing() {
     // Rolling upgrade, one server per region at a time, inside the
     // containers (the image carries both versions): no rtt client loses
     // a message from another rtt client of its region.
-    let upgrade = run_scenario(&lab, "rolling-upgrade", &["--to", "2.14.6"]);
+    let upgrade = lab.scenario("rolling-upgrade", &["--to", "2.14.6"]);
     let messages = &upgrade["summary"]["by_strategy"]["rtt"]["messages"];
     let in_region = messages["lost_same_strategy"].as_u64().unwrap()
         - messages["lost_same_strategy_cross_region"]
