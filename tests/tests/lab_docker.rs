@@ -136,16 +136,7 @@ fn the_lab_runs_in_containers_and_leaves_nothing() {
             .as_u64()
             .unwrap();
     assert_eq!(in_region, 0, "{messages}");
-    let status = lab.json(&["lab", "status", "--json"]);
-    assert!(
-        status["servers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|s| s["version"] == "2.14.6"),
-        "{}",
-        status["servers"]
-    );
+    assert_servers(&lab.json(&["lab", "status", "--json"]), 9, "2.14.6");
 
     let down = lab.geolb(&["lab", "down", "--docker"]);
     assert!(down.status.success(), "lab down: {}", stderr(&down));
