@@ -30,11 +30,14 @@ pub async fn down(dir: &Path, docker: bool) -> anyhow::Result<Option<Down>> {
         None => docker,
     };
     if containers {
-        let dir = state
-            .as_ref()
-            .map(|s| s.dir.clone())
-            .map_or_else(|| dir.canonicalize(), Ok)
-            .map_err(|e| anyhow::anyhow!("no lab directory {}: {e}", dir.display()))?;
+        let dir = match &state {
+            Some(state) => state.dir.clone(),
+            // No directory: no lab was ever started there.
+            None => match dir.canonicalize() {
+                Ok(dir) => dir,
+                Err(_) => return Ok(None),
+            },
+        };
         let removed = super::docker::remove(&dir).await?;
         LabState::remove(&dir)?;
         if state.is_none() && removed.containers + removed.networks == 0 {
