@@ -141,6 +141,10 @@ pub struct UpgradeArgs {
     /// not left by then are disconnected); the agent's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grace: Option<WireDuration>,
+    /// Only say whether `to` is available here (the same `not_installed`
+    /// refusal an upgrade would give); change nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub check: bool,
 }
 
 /// Arguments of `flap`.

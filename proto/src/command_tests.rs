@@ -45,6 +45,7 @@ fn commands_round_trip() {
             drain: true,
             timeout: Some(WireDuration::from_millis(5000)),
             grace: None,
+            check: false,
         }),
         Request::Flap(FlapArgs {
             down: Some(WireDuration::from_millis(100)),

@@ -1,6 +1,7 @@
 //! `upgrade` between two real nats-server versions inside a super-cluster
 //! (version checked in `/varz`, routes and gateways back before the ack), a
-//! missing version refused before anything stops, and an `ldm` stop of a
+//! missing version refused before anything stops, `--check` asking without
+//! changing anything, and an `ldm` stop of a
 //! server with connected clients.
 
 use geolb_tests::agent::{geolb_json, AgentBuilder, AgentServer};
@@ -106,6 +107,21 @@ async fn upgrades_a_server_in_a_super_cluster() {
         default_version(),
         "nothing was stopped"
     );
+
+    let (code, row) = cmd(&url, &["upgrade", "lon-1", "--to", "9.9.9", "--check"]);
+    assert_eq!(code, 1);
+    assert_eq!(row["reply"]["error"]["kind"], "not_installed", "{row}");
+    let (code, row) = cmd(
+        &url,
+        &["upgrade", "lon-1", "--to", upgrade_version(), "--check"],
+    );
+    assert_eq!(code, 0, "check: {row}");
+    assert_eq!(
+        row["reply"]["state"]["version"],
+        default_version(),
+        "a check changes nothing"
+    );
+    assert_eq!(varz(lon1)["version"], default_version());
 
     let (code, row) = cmd(&url, &["upgrade", "lon-1", "--to", upgrade_version()]);
     assert_eq!(code, 0, "upgrade: {row}");

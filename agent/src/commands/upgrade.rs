@@ -1,5 +1,5 @@
 //! `upgrade`: resolve the target first (a missing binary or image is
-//! refused before anything stops), drain, switch binaries with the same
+//! refused before anything stops; `check` stops there), drain, switch binaries with the same
 //! arguments (or recreate the container from the new image), then gate on
 //! health: `/healthz` 200 and as many route peers and outbound gateways as
 //! before.
@@ -15,6 +15,9 @@ pub async fn upgrade(ctx: &Context, args: UpgradeArgs) -> Result<(), ReplyError>
         .handle
         .resolve_upgrade(&args.to, &ctx.servers_dir)
         .await?;
+    if args.check {
+        return Ok(());
+    }
     let timeout = args.timeout.map_or(ctx.upgrade_timeout, |t| t.0);
     let began = Instant::now();
     let before_status = ctx.status();

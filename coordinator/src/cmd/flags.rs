@@ -32,6 +32,9 @@ pub struct VerbFlags {
     #[arg(long, env = "GEOLB_CMD_DRAIN", value_name = "BOOL", action = clap::ArgAction::Set,
           value_parser = BoolishValueParser::new())]
     pub drain: Option<bool>,
+    /// upgrade: only ask whether the agents have `--to`; change nothing.
+    #[arg(long, env = "GEOLB_CMD_CHECK")]
+    pub check: bool,
     /// upgrade: how long the agent's health gate may take.
     #[arg(long, env = "GEOLB_CMD_HEALTH_TIMEOUT", value_name = "D")]
     pub health_timeout: Option<WireDuration>,
@@ -57,7 +60,7 @@ fn allowed(verb: Verb) -> &'static [&'static str] {
     match verb {
         Verb::Status | Verb::Start => &[],
         Verb::Stop | Verb::Restart => &["mode", "grace"],
-        Verb::Upgrade => &["to", "drain", "health-timeout", "grace"],
+        Verb::Upgrade => &["to", "drain", "health-timeout", "grace", "check"],
         Verb::Flap => &["mode", "down", "up", "cycles", "cancel"],
         Verb::Scale => &["replicas"],
     }
@@ -86,6 +89,7 @@ impl VerbFlags {
         push("up", "up", self.up.as_ref().map(duration));
         push("cycles", "cycles", self.cycles.map(Value::from));
         push("cancel", "cancel", self.cancel.then_some(Value::Bool(true)));
+        push("check", "check", self.check.then_some(Value::Bool(true)));
         push("replicas", "replicas", self.replicas.map(Value::from));
         given
     }

@@ -48,6 +48,7 @@ fn builds_each_verb() {
                 drain: true,
                 timeout: None,
                 grace: None,
+                check: false,
             }),
         ),
         (
@@ -65,6 +66,7 @@ fn builds_each_verb() {
                 drain: false,
                 timeout: ms(60_000),
                 grace: None,
+                check: false,
             }),
         ),
         (
@@ -159,6 +161,7 @@ fn timeouts_allow_for_drains_and_grace() {
             drain: true,
             timeout,
             grace: None,
+            check: false,
         })
     };
     let secs = Duration::from_secs;

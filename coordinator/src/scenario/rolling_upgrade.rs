@@ -81,6 +81,7 @@ pub async fn run(lab: &Lab, args: &RollingUpgradeArgs, obs: &Observer) -> anyhow
         drain: true,
         timeout: Some(args.step_timeout),
         grace: Some(args.drain_grace),
+        check: false,
     });
     for (n, step) in steps.iter().enumerate() {
         obs.note(
