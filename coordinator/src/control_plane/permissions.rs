@@ -4,8 +4,9 @@
 //!
 //! - an **agent** publishes only its own `geolb.{hb,evt,metrics,client}.<region>.<id>`
 //!   and replies to the requests it receives (`allow_responses`); it
-//!   subscribes only to its own `geolb.agent.<id>.>` and the ADR-32
-//!   discovery subjects of the `geolb-agent` service;
+//!   subscribes only to its own `geolb.agent.<id>.>`, its own front links'
+//!   `geolb.wan.<id>.>` (`run --front`), and the ADR-32 discovery subjects
+//!   of the `geolb-agent` and `geolb-wan` services;
 //! - the **coordinator** alone publishes commands (`geolb.agent.>`), sends
 //!   discovery requests, uses the JetStream API of its streams, and reads
 //!   every telemetry subject and its `_INBOX.>`;
@@ -44,6 +45,7 @@ fn telemetry() -> Vec<String> {
         "geolb.evt.>",
         "geolb.metrics.>",
         "geolb.client.>",
+        geolb_proto::scenario::SCENARIOS_ALL,
     ]
     .map(String::from)
     .to_vec()
@@ -57,6 +59,11 @@ pub fn agent(id: &str, region: &str) -> Permissions {
         .collect();
     let mut subscribe = vec![format!("geolb.agent.{id}.>")];
     subscribe.extend(discovery());
+    for subject in emulator(id).subscribe {
+        if !subscribe.contains(&subject) {
+            subscribe.push(subject);
+        }
+    }
     Permissions {
         publish,
         subscribe,
@@ -95,7 +102,11 @@ pub fn jetstream(name: &str) -> Vec<String> {
 
 /// The coordinator, managing `streams` and publishing `extra` subjects too.
 pub fn coordinator(streams: &[String], extra: &[String]) -> Permissions {
-    let mut publish = vec!["geolb.agent.>".to_string(), "$SRV.>".to_string()];
+    let mut publish = vec![
+        "geolb.agent.>".to_string(),
+        "$SRV.>".to_string(),
+        geolb_proto::scenario::SCENARIOS_ALL.to_string(),
+    ];
     for name in streams {
         for subject in jetstream(name) {
             if !publish.contains(&subject) {
@@ -183,6 +194,11 @@ mod tests {
             ]
         );
         assert_eq!(p.subscribe[0], "geolb.agent.lon-1.>");
+        assert!(p.subscribe.contains(&"geolb.wan.lon-1.>".to_string()));
+        let mut unique = p.subscribe.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), p.subscribe.len(), "{:?}", p.subscribe);
         assert!(p.subscribe.contains(&"$SRV.*.geolb-agent.*".to_string()));
         assert!(p.allow_responses);
         assert!(!p.publish.iter().any(|s| s.starts_with("geolb.agent")));
