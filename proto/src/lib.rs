@@ -22,6 +22,7 @@
 //! - [`status`]: the agent's state, shared by replies and heartbeats.
 //! - [`event`]: heartbeats and events.
 //! - [`metrics`]: process, host and nats-server metrics.
+//! - [`scenario`]: a running scenario's progress (`geolb.scenario.<run id>`).
 //! - [`wan`]: link behaviour and the WAN emulator's commands.
 //! - `signing` (feature `signing`, implied by `connect`): signed commands (ed25519 nkeys), the envelope and its checks.
 //! - `connect` (feature `connect`): control-plane URL and auth flags, as async-nats options.
@@ -37,6 +38,7 @@ pub mod event;
 pub mod logging;
 pub mod metrics;
 pub mod reply;
+pub mod scenario;
 #[cfg(feature = "signing")]
 pub mod signing;
 pub mod status;

@@ -16,18 +16,7 @@ pub mod summary;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// One line of the timeline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TimelineEntry {
-    /// Milliseconds since the scenario began.
-    pub t_ms: u64,
-    /// Who: `scenario`, an agent id, a client id, `wan`.
-    pub source: String,
-    /// What kind of thing happened.
-    pub kind: String,
-    /// The details.
-    pub detail: String,
-}
+pub use geolb_proto::scenario::TimelineEntry;
 
 /// What one client saw.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
