@@ -46,7 +46,7 @@ pub enum Command {
     ControlPlane(ControlPlaneArgs),
     /// The local lab: init, up, status, down.
     Lab(crate::lab::cli::LabArgs),
-    /// Run a failure scenario on the lab.
+    /// Run a failure scenario on the lab, or on any fleet with --control.
     Scenario(crate::scenario::ScenarioArgs),
     /// Stored scenario reports: ls, show.
     Report(crate::report::cli::ReportArgs),
@@ -98,7 +98,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::ControlPlane(args) => crate::control_plane::cmd::run(args),
         Command::Lab(args) => crate::lab::cli::run(args).await,
-        Command::Scenario(args) => crate::scenario::run(args).await,
+        Command::Scenario(args) => crate::scenario::run(&cli, args).await,
         Command::Report(args) => crate::report::cli::run(&cli.lab_control().await?, args).await,
         Command::Fly(args) => crate::fly::run(args),
     }
