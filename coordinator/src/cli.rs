@@ -36,7 +36,7 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// The agents and their last heartbeat.
+    /// The agents and their last heartbeat, the round trips clients measure, the link controls (default: the lab's control plane).
     Fleet(FleetArgs),
     /// Send a command (status, stop, start, restart, upgrade, flap, scale) to agents.
     Cmd(CmdArgs),
@@ -87,7 +87,7 @@ fn one_line(rendered: &str) -> String {
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Command::Fleet(args) => fleet::run(&cli.connect().await?, args).await,
+        Command::Fleet(args) => fleet::run(&cli.lab_control().await?, args).await,
         Command::Cmd(args) => {
             let plan = args.plan()?;
             cmd::run(&cli.connect().await?, &plan).await
