@@ -99,7 +99,11 @@ fn a_lab_runs_a_scenario_and_keeps_its_report() {
             .and_then(|r| r["rtt_ms"].as_f64())
             .unwrap_or_else(|| panic!("no {from}->{to} in {measured}"))
     };
-    for (from, to, configured) in [("lon", "ams", 8.0), ("ams", "lon", 8.0), ("lon", "lon", 0.5)] {
+    for (from, to, configured) in [
+        ("lon", "ams", 8.0),
+        ("ams", "lon", 8.0),
+        ("lon", "lon", 0.5),
+    ] {
         let got = rtt(from, to);
         assert!(
             got >= configured && got < configured + 3.0,
@@ -108,7 +112,11 @@ fn a_lab_runs_a_scenario_and_keeps_its_report() {
     }
     let links = lab.json(&["fleet", "links", "--json"]);
     assert!(
-        links.as_array().unwrap().iter().all(|l| l["emulator"] == "wan" && !l["link"]["path"].is_null()),
+        links
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["emulator"] == "wan" && !l["link"]["path"].is_null()),
         "every lab link is announced with its path: {links}"
     );
 

@@ -52,14 +52,17 @@ pub async fn links(control: &Control, json: bool) -> anyhow::Result<ExitCode> {
         crate::emit(&format!("{}\n", serde_json::to_string_pretty(&rows)?))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = Table::new(["EMULATOR", "LINK", "CARRIES", "FROM", "TO", "RTT", "STATE", "OPEN"]);
+    let mut table = Table::new([
+        "EMULATOR", "LINK", "CARRIES", "FROM", "TO", "RTT", "STATE", "OPEN",
+    ]);
     for l in &links {
         let path = l.link.path.as_ref();
         table.row([
             l.emulator.clone(),
             l.link.name.clone(),
             path.map_or("-".into(), |p| p.carries.to_string()),
-            path.and_then(|p| p.from.clone()).unwrap_or_else(|| "*".into()),
+            path.and_then(|p| p.from.clone())
+                .unwrap_or_else(|| "*".into()),
             path.map_or("-".into(), |p| p.to.clone()),
             format!("{:.1}ms", l.link.config.rtt().as_secs_f64() * 1000.0),
             l.link.config.state.to_string(),
