@@ -243,7 +243,7 @@ impl Fleet {
     /// The lab's Docker engine state, for a lab in containers.
     pub fn docker(&self) -> Option<&crate::lab::docker::DockerLab> {
         match &self.source {
-            Source::Lab(state) => state.docker.as_ref(),
+            Source::Lab(state) => state.backend.docker(),
             Source::Control(_) => None,
         }
     }
