@@ -128,11 +128,10 @@ impl Launcher {
                 launch(state, name, Path::new(program), args)
             }
             Launcher::Containers(engine) => {
-                let lab = state
-                    .backend
-                    .docker()
-                    .cloned()
-                    .ok_or_else(|| anyhow::anyhow!("a container launched in a lab of processes"))?;
+                let lab =
+                    state.backend.docker().cloned().ok_or_else(|| {
+                        anyhow::anyhow!("a container launched in a lab of processes")
+                    })?;
                 let spec = docker::spec(&lab, state, t, name, &kind, command);
                 engine.launch(state, spec).await
             }
