@@ -13,12 +13,12 @@
 //!
 //! Every process is killed on `Drop`.
 
-use crate::agent::{geolb, AgentBuilder, AgentServer};
+use crate::agent::{geolb_with, AgentBuilder, AgentServer};
 use crate::config::ServerConfig;
 use crate::ports::free_port;
 use crate::process::ProcessGuard;
 use crate::server::NatsServer;
-use crate::tools::{agent_bin, default_version};
+use crate::tools::{agent_bin, default_version, geolb_bin};
 use futures::StreamExt;
 use geolb_proto::client::ClientRecord;
 use geolb_proto::Metrics;
@@ -47,6 +47,10 @@ pub struct HandSpec {
     pub clients: u32,
     /// Regions whose server agents get front links.
     pub front: Vec<String>,
+    /// The agent binary (default: the debug build).
+    pub agent: std::path::PathBuf,
+    /// The coordinator binary (default: the debug build).
+    pub geolb: std::path::PathBuf,
 }
 
 impl Default for HandSpec {
@@ -60,6 +64,8 @@ impl Default for HandSpec {
             local_rtt: Duration::from_micros(500),
             clients: 2,
             front: vec!["syd".into()],
+            agent: agent_bin(),
+            geolb: geolb_bin(),
         }
     }
 }
@@ -153,7 +159,10 @@ impl HandFleet {
             .cluster(region, p[1], routes)
             .gateway(region, p[2], gateways);
             config.gateway.as_mut().unwrap().advertise = Some(DEAD_ADVERTISE.into());
-            let mut agent = AgentBuilder::new(name, region).control(&url).quiet();
+            let mut agent = AgentBuilder::new(name, region)
+                .bin(&spec.agent)
+                .control(&url)
+                .quiet();
             if fronted(region) {
                 agent = agent
                     .arg("--front")
@@ -222,7 +231,7 @@ impl HandFleet {
     /// given every server through the test's links from `region`.
     async fn start_clients(&mut self, region: &str) {
         let mut args: Vec<String> = vec![
-            agent_bin().display().to_string(),
+            self.spec.agent.display().to_string(),
             "client".into(),
             "--id".into(),
             format!("{region}-rtt"),
@@ -251,6 +260,7 @@ impl HandFleet {
         let id = format!("{region}-rtt");
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let guard = AgentBuilder::new(&id, region)
+            .bin(&self.spec.agent)
             .control(&self.control_url())
             .arg("--role")
             .arg("client")
@@ -272,7 +282,7 @@ impl HandFleet {
 
     /// Runs `geolb --control <control plane> ARGS`.
     pub fn geolb(&self, args: &[&str]) -> Output {
-        geolb(&self.control_url(), args)
+        geolb_with(&self.spec.geolb, &self.control_url(), args)
     }
 
     /// Waits until every server reports itself joined and every client a server.

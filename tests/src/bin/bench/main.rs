@@ -6,7 +6,7 @@
 //! exits non-zero only when a measurement could not be taken.
 //! `GEOLB_BENCH_QUICK=1` shortens the idle CPU window from 60 s to 10 s.
 //! `GEOLB_BENCH_ONLY=<group>[,<group>...]` runs only those groups (`binary_size`,
-//! `agent_idle`, `ack_latency`, `fanout_500`, `geo`, `lab`, `lab_docker`) and merges their figures into
+//! `agent_idle`, `ack_latency`, `fanout_500`, `geo`, `lab`, `fleet`, `lab_docker`) and merges their figures into
 //! an existing `bench.json` instead of replacing it; e.g.
 //! `GEOLB_BENCH_ONLY=geo cargo run --release -p geolb-tests --bin bench`.
 //!
@@ -18,6 +18,7 @@
 //! - [`fanout`]: 500 agents: one `status` to all, and the fleet listing.
 //! - [`geo`]: 90 headless clients in a `GeoLab`: failover gaps, landing, loss, memory.
 //! - [`scenarios`]: the four lab scenarios on the default lab, from their reports.
+//! - [`fleet`]: dc-outage on a fleet started by hand beside the lab's, and a front link's cost.
 //! - [`report`]: figures, the table and `bench.json`.
 //! - [`stats`]: nearest-rank percentiles.
 
@@ -25,6 +26,7 @@ mod agent_idle;
 mod agents;
 mod binaries;
 mod fanout;
+mod fleet;
 mod geo;
 mod latency;
 mod report;
@@ -136,6 +138,11 @@ async fn run_all(quick: bool, only: &Only, report: &mut Report) {
         println!("the lab's scenarios");
         let outcome = scenarios::run(report, false).await;
         report.outcome("lab", outcome);
+    }
+    if only.runs("fleet") {
+        println!("scenarios on a fleet started by hand (compare with the lab's above)");
+        let outcome = fleet::run(report).await;
+        report.outcome("fleet", outcome);
     }
     let images = [
         geolb_tests::docker::SERVER_IMAGE,
