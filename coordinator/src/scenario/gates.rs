@@ -6,29 +6,12 @@
 use super::fleet::{Fleet, CLIENT_FRESH};
 use super::observe::{ClientView, Observer};
 use crate::geography::{self, Geography};
-use geolb_proto::ServerMetrics;
+use crate::live::joined;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// How often a gate looks again.
 const POLL: Duration = Duration::from_millis(100);
-
-/// Whether a server's metrics show it healthy and fully joined.
-pub fn joined(m: &ServerMetrics, want_routes: u32, want_gateways: usize) -> Result<(), String> {
-    let gateways = m.gateways.iter().filter(|g| g.outbound).count();
-    if !m.healthy {
-        Err(match &m.error {
-            Some(e) => format!("monitor unreadable: {e}"),
-            None => format!("/healthz answers {}", m.healthz_status),
-        })
-    } else if m.routes < want_routes {
-        Err(format!("{} of {want_routes} route peers", m.routes))
-    } else if gateways < want_gateways {
-        Err(format!("{gateways} of {want_gateways} gateways"))
-    } else {
-        Ok(())
-    }
-}
 
 /// Waits until every server in `ids` reports, in metrics sent after this
 /// call, that it is healthy with its routes and gateways.

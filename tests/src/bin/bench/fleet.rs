@@ -14,7 +14,12 @@ use std::time::{Duration, Instant};
 /// Runs one scenario on the hand-started fleet; its report.
 fn scenario(fleet: &HandFleet, dir: &std::path::Path, args: &[&str]) -> anyhow::Result<Value> {
     let file = dir.join(format!("fleet-{}.json", fastrand::u32(..)));
-    let mut all = vec!["scenario", "run", "--report", file.to_str().unwrap_or_default()];
+    let mut all = vec![
+        "scenario",
+        "run",
+        "--report",
+        file.to_str().unwrap_or_default(),
+    ];
     all.extend_from_slice(args);
     println!("  geolb --control ... scenario run {}", args.join(" "));
     let out = fleet.geolb(&all);
@@ -47,14 +52,25 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     let rtt_ms = spec.rtt.as_secs_f64() * 1000.0;
     let started = Instant::now();
     let fleet = HandFleet::start(spec).await;
-    println!("  hand-started fleet up in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "  hand-started fleet up in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let dir = std::env::temp_dir().join(format!("geolb-bench-fleet-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
 
     let kill = scenario(
         &fleet,
         &dir,
-        &["dc-outage", "--region", "syd", "--mode", "kill", "--duration", "5s"],
+        &[
+            "dc-outage",
+            "--region",
+            "syd",
+            "--mode",
+            "kill",
+            "--duration",
+            "5s",
+        ],
     )?;
     report.add(
         "fleet_kill_gap_p99_rtt_ms",
@@ -73,7 +89,15 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     let cut = scenario(
         &fleet,
         &dir,
-        &["dc-outage", "--region", "syd", "--mode", "partition", "--duration", "5s"],
+        &[
+            "dc-outage",
+            "--region",
+            "syd",
+            "--mode",
+            "partition",
+            "--duration",
+            "5s",
+        ],
     )?;
     report.add(
         "fleet_partition_gap_p99_rtt_ms",
@@ -127,7 +151,9 @@ async fn median_ping(port: u16) -> anyhow::Result<f64> {
     let client = loop {
         match async_nats::connect(format!("nats://127.0.0.1:{port}")).await {
             Ok(client) => break client,
-            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
             Err(e) => anyhow::bail!("cannot connect to 127.0.0.1:{port}: {e}"),
         }
     };
