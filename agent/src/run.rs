@@ -77,8 +77,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         }
     };
 
+    // Built once, shared by every control-plane connection.
+    let control_tls = match args.control.url.is_some() {
+        true => Some(args.control.tls()?),
+        false => None,
+    };
+    let health = control_tls.as_ref().map(|tls| {
+        Arc::new(control::health::Health::new(
+            args.control.display_url(),
+            args.control_alarm.0,
+            tls.trust.clone(),
+        ))
+    });
     let ctx = Arc::new(Context {
         handle,
+        control: health.clone(),
         identity,
         servers_dir: args.servers_dir.clone(),
         monitor,
@@ -104,11 +117,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         }
     });
     crate::prometheus::start(args.prometheus_listen, ctx.clone(), &tracker, token.clone()).await?;
-    let client = match args.control.url.is_some() {
-        true => Some({
+    let client = match (&control_tls, health) {
+        (Some(tls), Some(health)) => Some({
             announce_trust(&ctx.auth, window);
             control::start(
                 &args.control,
+                tls,
+                health,
                 ctx.clone(),
                 intervals(&args),
                 reports,
@@ -117,7 +132,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             )
             .await?
         }),
-        false => {
+        _ => {
             tracing::info!("No control plane given: supervising only.");
             None
         }
