@@ -30,9 +30,19 @@ const REFUSALS_RATE: (u32, u32) = (10, 20);
 /// How the run ends: the exit code and the reason given in `agent_stopping`.
 type Ending = Pin<Box<dyn Future<Output = anyhow::Result<(i32, String)>>>>;
 
+/// A task run beside the supervisor once everything is set up, until the
+/// agent stops (`fly-server`'s route watch).
+pub type Sidecar =
+    Box<dyn FnOnce(Arc<Context>, CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>>>;
+
 /// Runs the agent until its child is done (with `--container`, until a
 /// SIGTERM or SIGINT); returns the exit code.
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
+    run_with(args, None).await
+}
+
+/// [`run`], with a [`Sidecar`] task beside the supervisor.
+pub async fn run_with(args: RunArgs, sidecar: Option<Sidecar>) -> anyhow::Result<i32> {
     let identity = Identity::new(args.id(), args.region(), args.role)?;
     let trust = Trust::new(&args.trust).map_err(|e| anyhow::anyhow!("--trust: {e}"))?;
     let window = Window {
@@ -149,6 +159,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
                 },
             }
         });
+    }
+    if let Some(sidecar) = sidecar {
+        tracker.spawn(sidecar(ctx.clone(), token.clone()));
     }
     let (code, reason) = ending.await?;
     outbox.push(EventKind::AgentStopping { reason });
