@@ -25,6 +25,7 @@
 //! - [`process`]: `ProcessGuard`, kills a spawned process tree on `Drop`.
 //! - [`agent`]: `geolb-agent run` around a server or command, and `geolb` runs.
 //! - [`procfs`]: process state, children, zombies and leftovers, read from `/proc`.
+//! - [`pki`]: `Pki`, a CA with server and client certificates (rcgen), for TLS tests.
 //! - [`secure`]: `SecureControlPlane`, a least-privilege control plane (nkeys, signing key).
 //! - [`docker`]: whether the engine and images are there (skip by name), `Cleanup` by label.
 //! - [`dns`]: `DnsServer`, A and AAAA records a test changes at run time, per client if need be.
@@ -43,6 +44,7 @@ pub mod hand_fleet;
 pub mod http;
 pub mod lab_dir;
 pub mod netns;
+pub mod pki;
 pub mod ports;
 pub mod process;
 pub mod procfs;
