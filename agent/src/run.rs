@@ -101,7 +101,7 @@ pub async fn run_with(args: RunArgs, sidecar: Option<Sidecar>) -> anyhow::Result
     });
     let ctx = Arc::new(Context {
         handle,
-        control: health.clone(),
+        control: health,
         identity,
         servers_dir: args.servers_dir.clone(),
         monitor,
@@ -127,13 +127,12 @@ pub async fn run_with(args: RunArgs, sidecar: Option<Sidecar>) -> anyhow::Result
         }
     });
     crate::prometheus::start(args.prometheus_listen, ctx.clone(), &tracker, token.clone()).await?;
-    let client = match (&control_tls, health) {
-        (Some(tls), Some(health)) => Some({
+    let client = match &control_tls {
+        Some(tls) => Some({
             announce_trust(&ctx.auth, window);
             control::start(
                 &args.control,
                 tls,
-                health,
                 ctx.clone(),
                 intervals(&args),
                 reports,
@@ -142,7 +141,7 @@ pub async fn run_with(args: RunArgs, sidecar: Option<Sidecar>) -> anyhow::Result
             )
             .await?
         }),
-        _ => {
+        None => {
             tracing::info!("No control plane given: supervising only.");
             None
         }

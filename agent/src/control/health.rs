@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 /// How often the ERROR is repeated while the control plane stays away.
 pub const REPEAT: Duration = Duration::from_secs(300);
+/// `--control-alarm`'s default.
+pub const DEFAULT_ALARM: Duration = Duration::from_secs(30);
 
 /// The connection's state, shared by its event callback, [`watch`], `/metrics` and `/healthz`.
 pub struct Health {

@@ -38,12 +38,11 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Connects (in the background: this returns at once) and starts the
 /// service, the outbox sender, heartbeats, metrics and the health watch on
-/// `tracker`; `tls` is shared by every connection, `health` follows the main one.
-#[allow(clippy::too_many_arguments)]
+/// `tracker`; `tls` is shared by every connection, and the main one's
+/// events go to `ctx.control`.
 pub async fn start(
     args: &ControlArgs,
     tls: &Tls,
-    health: Arc<Health>,
     ctx: Arc<Context>,
     intervals: Intervals,
     reports: Option<reports::ReportSocket>,
@@ -51,6 +50,13 @@ pub async fn start(
     token: CancellationToken,
 ) -> anyhow::Result<async_nats::Client> {
     let name = format!("geolb-agent {}", ctx.identity.id);
+    let health = ctx.control.clone().unwrap_or_else(|| {
+        Arc::new(Health::new(
+            args.display_url(),
+            health::DEFAULT_ALARM,
+            tls.trust.clone(),
+        ))
+    });
     let client = connect(args, tls, &name, Some(health.clone())).await?;
     tracing::info!(url = %args.display_url(), tls_trust = %tls.trust, "Control plane configured.");
     for error in &tls.trust.cert_env_errors {
