@@ -22,6 +22,7 @@
 //! - [`control`]: connection, micro service, outbox, heartbeats, metrics.
 //! - [`monitor`]: the nats-server monitoring endpoints.
 //! - [`binaries`]: finding installed nats-server versions.
+//! - [`objects`]: binaries and payloads fetched from the control plane's Object Store.
 //! - [`identity`]: id, region, role, host.
 //! - [`wan`]: `geolb-agent wan`, the WAN emulator process.
 //! - [`client`]: `geolb-agent client`, the headless NATS test client.
@@ -38,6 +39,7 @@ pub mod control;
 pub mod fly;
 pub mod identity;
 pub mod monitor;
+pub mod objects;
 pub mod prometheus;
 pub mod run;
 pub mod signals;

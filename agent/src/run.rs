@@ -69,6 +69,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         handle,
         identity,
         servers_dir: args.servers_dir.clone(),
+        objects: crate::objects::Objects::new(args.objects_dir()),
         monitor,
         upgrade_timeout: args.upgrade_timeout.0,
         outbox: outbox.clone(),

@@ -23,6 +23,7 @@
 //! - [`cmd`]: `cmd VERB SELECTOR`, its flags, the fan-out and its output.
 //! - [`watch`]: `watch`, the event stream.
 //! - [`fly`]: `fly scale` and `fly deploy`, the one place that builds flyctl command lines.
+//! - [`objects`]: `binary` and `data`, files kept in the control plane's Object Store buckets.
 //! - [`table`]: aligned text columns (pure).
 
 pub mod cli;
@@ -33,6 +34,7 @@ pub mod fleet;
 pub mod fly;
 pub mod lab;
 pub mod liveness;
+pub mod objects;
 pub mod report;
 pub mod scenario;
 pub mod selector;

@@ -41,7 +41,9 @@ pub async fn start(
     token: CancellationToken,
 ) -> anyhow::Result<async_nats::Client> {
     let name = format!("geolb-agent {}", ctx.identity.id);
-    let client = connect(args, &name).await?;
+    let inbox = geolb_proto::objects::inbox_prefix(&ctx.identity.id);
+    let client = connect(args, &name, &inbox).await?;
+    ctx.objects.attach(client.clone());
     tracing::info!(url = %args.display_url(), "Control plane configured.");
 
     let service = service::register(&client, &ctx).await?;
@@ -49,7 +51,7 @@ pub async fn start(
     // Unknown verbs are caught on a connection of their own: nats-server
     // drops the right to reply (`allow_responses`) when one connection
     // receives a request through two overlapping subscriptions.
-    let catcher = connect(args, &format!("{name} unknown verbs")).await?;
+    let catcher = connect(args, &format!("{name} unknown verbs"), &inbox).await?;
     tracker.spawn(service::refuse_unknown_verbs(
         catcher,
         ctx.clone(),
@@ -82,12 +84,18 @@ pub async fn start(
     Ok(client)
 }
 
-/// One control-plane connection that retries forever in the background.
-async fn connect(args: &ControlArgs, name: &str) -> anyhow::Result<async_nats::Client> {
+/// One control-plane connection that retries forever in the background;
+/// its replies come on `inbox` (the agent's own, in the least-privilege layout).
+async fn connect(
+    args: &ControlArgs,
+    name: &str,
+    inbox: &str,
+) -> anyhow::Result<async_nats::Client> {
     let url = args.server_url();
     let options = args
         .options(name)
         .await?
+        .custom_inbox_prefix(inbox)
         .retry_on_initial_connect()
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(2))

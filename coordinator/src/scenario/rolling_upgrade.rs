@@ -82,6 +82,7 @@ pub async fn run(lab: &Lab, args: &RollingUpgradeArgs, obs: &Observer) -> anyhow
         timeout: Some(args.step_timeout),
         grace: Some(args.drain_grace),
         check: false,
+        prefetch: false,
     });
     for (n, step) in steps.iter().enumerate() {
         obs.note(
