@@ -43,6 +43,10 @@ pub struct ClientsConfig {
     pub rate: f64,
     /// Traffic shards (each client hears the senders of its shard in every region).
     pub shards: u32,
+    /// What messages carry after their header: `obj:NAME` (a file stored with
+    /// `geolb data put` on the lab's control plane) or a file path; filler when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
 }
 
 /// Round-trip times between and within regions.
@@ -77,6 +81,7 @@ impl Default for ClientsConfig {
             profile: "json".into(),
             rate: 5.0,
             shards: 4,
+            payload: None,
         }
     }
 }
@@ -157,6 +162,14 @@ impl LabConfig {
         }
         if c.shards == 0 {
             return invalid("clients.shards: use 1 or more".into());
+        }
+        if let Some(name) = c
+            .payload
+            .as_deref()
+            .and_then(geolb_proto::objects::reference)
+        {
+            geolb_proto::objects::validate_name(name)
+                .map_err(|e| ConfigError::Invalid(format!("clients.payload: {e}")))?;
         }
         if self.ports_base < 1024 || self.ports_base as usize + self.ports_needed() > 60_000 {
             return invalid(format!(
@@ -265,6 +278,10 @@ ordered = 0
 profile = "json"
 rate = 5.0
 shards = 4
+# What messages carry after their header line, cut or repeated to the
+# profile's size: a real file, as obj:NAME once `geolb data put FILE --name
+# NAME` stored it on the lab's control plane (or a file path). Filler when unset.
+# payload = "obj:page.html"
 
 [latency]
 # Round-trip times, emulated by the WAN emulator on every inter-region path
@@ -323,6 +340,7 @@ mod tests {
             ("ports_base = 80", "ports_base"),
             ("[clients]\nprofile = \"audio\"", "profile"),
             ("[clients]\nrate = 0", "rate"),
+            ("[clients]\npayload = \"obj:../x\"", "payload"),
         ];
         for (text, want) in cases {
             let err = LabConfig::parse(text).expect_err(text).to_string();

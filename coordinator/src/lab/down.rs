@@ -69,6 +69,8 @@ pub async fn down(dir: &Path, docker: bool) -> anyhow::Result<Option<Down>> {
         .iter()
         .map(|pid| format!("process {pid}"))
         .collect();
+    // The binaries agents fetched (`upgrade --to obj:NAME`): a cache, not a record.
+    let _ = std::fs::remove_dir_all(state.dir.join("objects"));
     LabState::remove(dir)?;
     Ok(Some(Down {
         stopped: alive + strays.len(),

@@ -145,6 +145,14 @@ async fn start(state: &mut LabState, t: &Topology, launcher: &Launcher) -> anyho
             format!("http://127.0.0.1:{}", server.http_port),
             "--servers-dir".into(),
             view.servers_dir.display().to_string(),
+        ]);
+        // Binaries fetched for `upgrade --to obj:NAME`: one folder per agent,
+        // as on separate machines (a container keeps them in its own file system).
+        if t.placement == Placement::Processes {
+            let objects = dir.join("objects").join(&server.id);
+            args.extend(["--objects-dir".into(), objects.display().to_string()]);
+        }
+        args.extend([
             "--".into(),
             view.nats_server(&state.config.nats_version),
             "-c".into(),
@@ -168,6 +176,12 @@ async fn start(state: &mut LabState, t: &Topology, launcher: &Launcher) -> anyho
         args.extend(["--replicas".into(), group.replicas.to_string(), "--".into()]);
         args.push(view.agent.display().to_string());
         args.extend(client_args(state, t, group));
+        if let Some(payload) = &state.config.clients.payload {
+            // The client reads `obj:NAME` from the control plane as its agent.
+            args.extend(["--payload".into(), payload.clone()]);
+            let identity = format!("agent-{}", group.agent_id);
+            with_identity(&mut args, state, launcher, &view, &identity)?;
+        }
         let kind = docker::Kind::Client(group.region.clone());
         launcher
             .launch(state, t, &group.agent_id, kind, args)
