@@ -131,6 +131,22 @@ pub struct RunArgs {
     /// Serve Prometheus metrics on `GET /metrics` at this IP:PORT (e.g. `[::]:9091`).
     #[arg(long, env = "GEOLB_PROMETHEUS_LISTEN", value_name = "ADDR")]
     pub prometheus_listen: Option<std::net::SocketAddr>,
+    /// Put a listener of the child behind the agent's own emulated link:
+    /// KIND=LISTEN->TARGET (KIND client, websocket, leafnode or gateway;
+    /// repeatable; GEOLB_FRONT comma separated), e.g.
+    /// `client=0.0.0.0:4222->127.0.0.1:14222`. Announced on the control plane
+    /// as the links of emulator <id>, so scenarios can partition or degrade
+    /// this region on any host.
+    #[arg(
+        long = "front",
+        env = "GEOLB_FRONT",
+        value_delimiter = ',',
+        value_name = "KIND=LISTEN->TARGET"
+    )]
+    pub front: Vec<crate::front::Front>,
+    /// How long a front link's target may stay closed before the agent says so (ERROR and an event).
+    #[arg(long, env = "GEOLB_FRONT_TIMEOUT", default_value = "30s")]
+    pub front_timeout: WireDuration,
     /// Supervise this sibling Docker container (name or id) instead of CMD,
     /// through the Docker API (DOCKER_HOST, default the local socket). Its
     /// exits are reported, restarts are left to Docker's restart policy, and

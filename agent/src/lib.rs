@@ -25,6 +25,8 @@
 //! - [`objects`]: binaries and payloads fetched from the control plane's Object Store.
 //! - [`identity`]: id, region, role, host.
 //! - [`wan`]: `geolb-agent wan`, the WAN emulator process.
+//! - [`links`]: the `geolb-wan` service over a set of links (the emulator's, the agent's front links).
+//! - [`front`]: `run --front`, the child's listeners behind the agent's own links.
 //! - [`client`]: `geolb-agent client`, the headless NATS test client.
 //! - [`fly`]: `geolb-agent fly-server`, nats-server configured from Fly.io's private DNS.
 //! - [`prometheus`]: `--prometheus-listen`, the agent's figures as Prometheus text.
@@ -37,7 +39,9 @@ pub mod commands;
 pub mod container;
 pub mod control;
 pub mod fly;
+pub mod front;
 pub mod identity;
+pub mod links;
 pub mod monitor;
 pub mod objects;
 pub mod prometheus;

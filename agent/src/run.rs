@@ -45,6 +45,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let (events, mut event_rx) = mpsc::channel::<EventKind>(1024);
     let tracker = TaskTracker::new();
     let token = CancellationToken::new();
+    // Front links listen before the child starts, so nobody dials past them.
+    let front = crate::front::start(&args.front, &identity).await?;
+    if !args.front.is_empty() {
+        let watch = crate::front::watch_targets(
+            args.front.clone(),
+            identity.clone(),
+            args.front_timeout.0,
+            events.clone(),
+            token.clone(),
+        );
+        tracker.spawn(watch);
+    }
     // A container is found (or refused) before anything else is set up.
     let (handle, ending, reports) = match &args.container {
         Some(name) => {
@@ -112,6 +124,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         }
     };
 
+    if let (Some(client), false) = (&client, args.front.is_empty()) {
+        let (client, id, t) = (client.clone(), ctx.identity.id.clone(), token.clone());
+        tracker.spawn(async move {
+            tokio::select! {
+                biased;
+                _ = t.cancelled() => {}
+                served = front.serve(&client, &id) => if let Err(e) = served {
+                    tracing::warn!(error = %e, "The front links are not announced on the control plane.");
+                },
+            }
+        });
+    }
     let (code, reason) = ending.await?;
     outbox.push(EventKind::AgentStopping { reason });
     if let Some(client) = client {

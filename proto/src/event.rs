@@ -177,6 +177,16 @@ pub enum EventKind {
         /// Error message.
         message: String,
     },
+    /// Nothing listens on a front link's target (`run --front`): whoever
+    /// dials the front is refused.
+    FrontTargetDown {
+        /// The link, `front:<agent>:<kind>`.
+        link: String,
+        /// The address nothing listens on.
+        target: String,
+        /// How long the agent waited.
+        waited_ms: u64,
+    },
     /// A client moved between servers (from the report channel; the
     /// report names the client).
     ClientMoved {

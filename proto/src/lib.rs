@@ -22,6 +22,7 @@
 //! - [`status`]: the agent's state, shared by replies and heartbeats.
 //! - [`event`]: heartbeats and events.
 //! - [`metrics`]: process, host and nats-server metrics.
+//! - [`scenario`]: a running scenario's progress (`geolb.scenario.<run id>`).
 //! - [`wan`]: link behaviour and the WAN emulator's commands.
 //! - [`objects`]: the Object Store buckets of binaries and payload files, and object names.
 //! - [`elf`]: whether a file is an executable for an architecture (its ELF header).
@@ -41,6 +42,7 @@ pub mod logging;
 pub mod metrics;
 pub mod objects;
 pub mod reply;
+pub mod scenario;
 #[cfg(feature = "signing")]
 pub mod signing;
 pub mod status;

@@ -51,8 +51,21 @@ pub struct LinkConfig {
     /// Extra delay per chunk, uniform in `0..=jitter`; never reorders data.
     #[serde(rename = "jitter_ms", with = "millis")]
     pub jitter: Duration,
+    /// Share of chunks lost and retransmitted, in percent (0 to 100): a
+    /// lost chunk is delivered one retransmission timeout late
+    /// ([`RETRANSMIT_TIMEOUT`] plus the link's round trip), and what follows
+    /// waits behind it, as TCP hides a loss from the application.
+    #[serde(rename = "loss_pct", with = "percent", skip_serializing_if = "is_zero")]
+    pub loss_ppm: u32,
     /// Up, cut or reset.
     pub state: LinkState,
+}
+
+/// Linux's least retransmission timeout: what a lost segment costs at least.
+pub const RETRANSMIT_TIMEOUT: Duration = Duration::from_millis(200);
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl LinkConfig {
@@ -76,9 +89,55 @@ impl LinkConfig {
         LinkConfig { jitter, ..self }
     }
 
+    /// This config with `pct` percent of chunks lost (clamped to 0..=100).
+    pub fn with_loss_pct(self, pct: f64) -> Self {
+        LinkConfig {
+            loss_ppm: percent::to_ppm(pct),
+            ..self
+        }
+    }
+
     /// The round-trip time the link adds (without jitter).
     pub fn rtt(&self) -> Duration {
         self.delay_out + self.delay_back
+    }
+
+    /// This config made worse by `extra`: its delays added to each
+    /// direction, its jitter and loss added, its state taken when not up.
+    pub fn degraded_by(self, extra: &LinkConfig) -> Self {
+        LinkConfig {
+            delay_out: self.delay_out + extra.delay_out,
+            delay_back: self.delay_back + extra.delay_back,
+            jitter: self.jitter + extra.jitter,
+            loss_ppm: (self.loss_ppm + extra.loss_ppm).min(1_000_000),
+            state: match extra.state {
+                LinkState::Up => self.state,
+                other => other,
+            },
+        }
+    }
+}
+
+/// Loss as a floating-point percentage on the wire, parts per million inside.
+mod percent {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn to_ppm(pct: f64) -> u32 {
+        (pct.clamp(0.0, 100.0) * 10_000.0).round() as u32
+    }
+
+    pub fn serialize<S: Serializer>(ppm: &u32, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(f64::from(*ppm) / 10_000.0)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let pct = f64::deserialize(d)?;
+        if !(0.0..=100.0).contains(&pct) {
+            return Err(D::Error::custom(format!(
+                "loss {pct}% is not a percentage from 0 to 100"
+            )));
+        }
+        Ok(to_ppm(pct))
     }
 }
 
@@ -112,6 +171,52 @@ pub fn subject(emulator_id: &str, verb: &str) -> String {
     format!("geolb.wan.{emulator_id}.{verb}")
 }
 
+/// What a link carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Carries {
+    /// Client connections (NATS, WebSocket or leaf node clients).
+    Client,
+    /// Gateway connections between regions.
+    Gateway,
+}
+
+impl fmt::Display for Carries {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Carries::Client => "client",
+            Carries::Gateway => "gateway",
+        })
+    }
+}
+
+/// Which regions a link joins and what it carries, so scenarios choose
+/// links by region rather than by a naming convention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkPath {
+    /// Client or gateway traffic.
+    pub carries: Carries,
+    /// The region its diallers are in; `None` for a link anyone may dial
+    /// (an agent's front link).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The region of the server it leads to.
+    pub to: String,
+    /// The server (agent id) it leads to, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+}
+
+impl LinkPath {
+    /// Whether cutting this link is part of cutting `region` off: every
+    /// path into the region, and its gateways out.
+    pub fn into_or_out_of(&self, region: &str) -> bool {
+        self.to == region
+            || (self.carries == Carries::Gateway && self.from.as_deref() == Some(region))
+    }
+}
+
 /// One link of an emulator's links file (written by the lab).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,6 +230,9 @@ pub struct LinkSpec {
     /// Behaviour at start.
     #[serde(default)]
     pub config: LinkConfig,
+    /// The regions it joins; a link without one is never chosen by a scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<LinkPath>,
 }
 
 /// Arguments of `set`: which links, and their new behaviour.
@@ -162,6 +270,9 @@ pub struct LinkView {
     pub config: LinkConfig,
     /// Connections open now.
     pub open: u64,
+    /// The regions it joins, when its emulator was told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<LinkPath>,
 }
 
 /// The answer to `list` and `set`.
@@ -191,6 +302,7 @@ mod tests {
             delay_out: Duration::from_micros(250),
             delay_back: Duration::from_millis(52),
             jitter: Duration::from_micros(1500),
+            loss_ppm: 0,
             state: LinkState::Cut,
         };
         let json = serde_json::to_string(&c).unwrap();
@@ -199,6 +311,13 @@ mod tests {
             r#"{"delay_out_ms":0.25,"delay_back_ms":52.0,"jitter_ms":1.5,"state":"cut"}"#
         );
         assert_eq!(serde_json::from_str::<LinkConfig>(&json).unwrap(), c);
+        let lossy = c.with_loss_pct(2.5);
+        assert_eq!(lossy.loss_ppm, 25_000);
+        let json = serde_json::to_string(&lossy).unwrap();
+        assert!(json.contains(r#""loss_pct":2.5"#), "{json}");
+        assert_eq!(serde_json::from_str::<LinkConfig>(&json).unwrap(), lossy);
+        assert!(serde_json::from_str::<LinkConfig>(r#"{"loss_pct": 101}"#).is_err());
+        assert!(serde_json::from_str::<LinkConfig>(r#"{"loss_pct": -1}"#).is_err());
     }
 
     #[test]
@@ -224,6 +343,44 @@ mod tests {
             "a literal * before the last is not a glob"
         );
         assert!(serde_json::from_str::<SetLinks>(r#"{"links":[],"config":{"nope":1}}"#).is_err());
+    }
+
+    #[test]
+    fn degrading_adds_to_a_link() {
+        let base = LinkConfig::symmetric(Duration::from_millis(8));
+        let extra = LinkConfig::symmetric(Duration::from_millis(100))
+            .with_jitter(Duration::from_millis(5))
+            .with_loss_pct(1.0);
+        let worse = base.degraded_by(&extra);
+        assert_eq!(worse.rtt(), Duration::from_millis(108));
+        assert_eq!(worse.jitter, Duration::from_millis(5));
+        assert_eq!(worse.loss_ppm, 10_000);
+        assert_eq!(worse.state, LinkState::Up);
+        let cut = base.degraded_by(&LinkConfig::default().with_state(LinkState::Cut));
+        assert_eq!((cut.rtt(), cut.state), (base.rtt(), LinkState::Cut));
+    }
+
+    #[test]
+    fn link_paths_say_what_a_partition_cuts() {
+        let path = |carries, from: Option<&str>, to: &str| LinkPath {
+            carries,
+            from: from.map(String::from),
+            to: to.into(),
+            server: None,
+        };
+        assert!(path(Carries::Client, Some("ams"), "lon").into_or_out_of("lon"));
+        assert!(path(Carries::Client, None, "lon").into_or_out_of("lon"));
+        assert!(path(Carries::Gateway, Some("lon"), "ams").into_or_out_of("lon"));
+        assert!(
+            !path(Carries::Client, Some("lon"), "ams").into_or_out_of("lon"),
+            "lon's clients still reach ams"
+        );
+        let spec: LinkSpec = serde_json::from_str(
+            r#"{"name":"cl:lon->ams-1","listen":"127.0.0.1:1","target":"127.0.0.1:2",
+                "path":{"carries":"client","from":"lon","to":"ams","server":"ams-1"}}"#,
+        )
+        .unwrap();
+        assert_eq!(spec.path.unwrap().server.as_deref(), Some("ams-1"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::timer::sleep_until;
-use geolb_proto::wan::{LinkConfig, LinkState};
+use geolb_proto::wan::{LinkConfig, LinkState, RETRANSMIT_TIMEOUT};
 
 /// Bytes read at most per chunk.
 pub const CHUNK: usize = 64 * 1024;
@@ -112,13 +112,19 @@ async fn read<R: AsyncRead + Unpin>(
     }
 }
 
-/// When data read at `now` must be delivered: the delay plus a random jitter.
+/// When data read at `now` must be delivered: the delay plus a random
+/// jitter, plus a retransmission timeout when the chunk is "lost".
 fn due(dir: Direction, c: &LinkConfig, now: Instant) -> Instant {
     let jitter = match c.jitter.as_nanos() as u64 {
         0 => Duration::ZERO,
         max => Duration::from_nanos(fastrand::u64(0..=max)),
     };
-    now + dir.delay(c) + jitter
+    let lost = c.loss_ppm > 0 && fastrand::u32(0..1_000_000) < c.loss_ppm;
+    let retransmit = match lost {
+        true => RETRANSMIT_TIMEOUT + c.rtt(),
+        false => Duration::ZERO,
+    };
+    now + dir.delay(c) + jitter + retransmit
 }
 
 async fn write<W: AsyncWrite + Unpin>(

@@ -4,8 +4,9 @@
 //!
 //! - an **agent** publishes only its own `geolb.{hb,evt,metrics,client}.<region>.<id>`
 //!   and replies to the requests it receives (`allow_responses`); it
-//!   subscribes only to its own `geolb.agent.<id>.>`, the ADR-32
-//!   discovery subjects of the `geolb-agent` service and its own inbox
+//!   subscribes only to its own `geolb.agent.<id>.>`, its own front links'
+//!   `geolb.wan.<id>.>` (`run --front`), the ADR-32 discovery subjects of
+//!   the `geolb-agent` and `geolb-wan` services and its own inbox
 //!   (`_INBOX.geolb-agent.<id>.>`); it may read the object buckets of
 //!   binaries and data with direct gets, and nothing else of JetStream (no
 //!   consumer: a push consumer could deliver to a subject its creator may
@@ -50,6 +51,7 @@ fn telemetry() -> Vec<String> {
         "geolb.evt.>",
         "geolb.metrics.>",
         "geolb.client.>",
+        geolb_proto::scenario::SCENARIOS_ALL,
     ]
     .map(String::from)
     .to_vec()
@@ -98,6 +100,11 @@ pub fn agent(id: &str, region: &str) -> Permissions {
     publish.extend(objects_reader());
     let mut subscribe = vec![format!("geolb.agent.{id}.>")];
     subscribe.extend(discovery());
+    for subject in emulator(id).subscribe {
+        if !subscribe.contains(&subject) {
+            subscribe.push(subject);
+        }
+    }
     subscribe.push(format!("{}.>", objects::inbox_prefix(id)));
     Permissions {
         publish,
@@ -137,7 +144,11 @@ pub fn jetstream(name: &str) -> Vec<String> {
 
 /// The coordinator, managing `streams` and publishing `extra` subjects too.
 pub fn coordinator(streams: &[String], extra: &[String]) -> Permissions {
-    let mut publish = vec!["geolb.agent.>".to_string(), "$SRV.>".to_string()];
+    let mut publish = vec![
+        "geolb.agent.>".to_string(),
+        "$SRV.>".to_string(),
+        geolb_proto::scenario::SCENARIOS_ALL.to_string(),
+    ];
     for name in streams {
         for subject in jetstream(name) {
             if !publish.contains(&subject) {
@@ -225,6 +236,11 @@ mod tests {
             ]
         );
         assert_eq!(p.subscribe[0], "geolb.agent.lon-1.>");
+        assert!(p.subscribe.contains(&"geolb.wan.lon-1.>".to_string()));
+        let mut unique = p.subscribe.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), p.subscribe.len(), "{:?}", p.subscribe);
         assert!(p.subscribe.contains(&"$SRV.*.geolb-agent.*".to_string()));
         assert!(p.allow_responses);
         assert!(!p.publish.iter().any(|s| s.starts_with("geolb.agent")));

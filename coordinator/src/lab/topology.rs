@@ -27,7 +27,7 @@
 //! region's network and listens on all interfaces).
 
 use super::config::LabConfig;
-use geolb_proto::wan::{LinkConfig, LinkSpec};
+use geolb_proto::wan::{Carries, LinkConfig, LinkPath, LinkSpec};
 use std::path::Path;
 
 /// The dead address every server advertises for its gateway.
@@ -168,6 +168,7 @@ impl Topology {
                     port(),
                     (&to.host, to.gateway_port),
                     config.rtt(from, &to.region),
+                    path(Carries::Gateway, from, to),
                 ));
             }
         }
@@ -179,6 +180,7 @@ impl Topology {
                     port(),
                     (&to.host, to.client_port),
                     config.rtt(from, &to.region),
+                    path(Carries::Client, from, to),
                 ));
             }
         }
@@ -344,12 +346,24 @@ fn link(
     listen: u16,
     (host, port): (&str, u16),
     rtt: std::time::Duration,
+    path: LinkPath,
 ) -> LinkSpec {
     LinkSpec {
         name,
         listen: format!("{}:{listen}", placement.bind()),
         target: format!("{host}:{port}"),
         config: LinkConfig::symmetric(rtt),
+        path: Some(path),
+    }
+}
+
+/// The path of a link from region `from` to `to`.
+fn path(carries: Carries, from: &str, to: &ServerPlan) -> LinkPath {
+    LinkPath {
+        carries,
+        from: Some(from.to_string()),
+        to: to.region.clone(),
+        server: Some(to.id.clone()),
     }
 }
 
