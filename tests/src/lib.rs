@@ -26,6 +26,7 @@
 //! - [`agent`]: `geolb-agent run` around a server or command, and `geolb` runs.
 //! - [`procfs`]: process state, children, zombies and leftovers, read from `/proc`.
 //! - [`secure`]: `SecureControlPlane`, a least-privilege control plane (nkeys, signing key).
+//! - [`objects`]: `geolb` as a control plane's coordinator, raw object puts, a corrupted chunk.
 //! - [`docker`]: whether the engine and images are there (skip by name), `Cleanup` by label.
 //! - [`geo`]: `GeoLab`, a super-cluster behind the WAN emulator, with faults, and
 //!   `ClientProc`, a headless client whose records are read as they come.
@@ -37,6 +38,7 @@ pub mod docker;
 pub mod geo;
 pub mod http;
 pub mod lab_dir;
+pub mod objects;
 pub mod ports;
 pub mod process;
 pub mod procfs;

@@ -1,7 +1,8 @@
 //! Binaries delivered over the back channel: `upgrade --to obj:NAME`
 //! resolves NAME in the control plane's `GEOLB_BINARIES` bucket from its
 //! info alone (present, a digest, built for this architecture: what
-//! `upgrade --check` answers), then keeps a local copy at
+//! `upgrade --check` answers; the header of its first chunk when the info
+//! does not name an architecture), then keeps a local copy at
 //! `<objects dir>/<NAME>/sha256-<hex>/nats-server`, downloaded once: the
 //! bytes go to a temporary file, are refused at the first chunk when they do
 //! not start an executable for this architecture, and are renamed into place
@@ -59,24 +60,32 @@ impl Objects {
         let _ = self.client.set(client);
     }
 
-    /// Resolves `obj:name` from the bucket's info alone (no download).
+    /// Resolves `obj:name` from the bucket's info alone (no download),
+    /// and, when the info does not say the architecture (an object put by
+    /// another tool), from the header of its first chunk.
     pub async fn binary(&self, name: &str) -> Result<Binary, ReplyError> {
-        let info = self.bucket(name).await?.info(name).await.map_err(reply)?;
+        let bucket = self.bucket(name).await?;
+        let info = bucket.info(name).await.map_err(reply)?;
         let sha256 = info.sha256().ok_or_else(|| {
             reply(FetchError::Corrupt {
                 name: name.to_string(),
                 detail: format!("it has no valid digest ({:?})", info.digest),
             })
         })?;
-        if let Some(arch) = info.arch() {
-            if arch != std::env::consts::ARCH {
-                return Err(not_executable(
-                    name,
-                    elf::NotRunnable::OtherArch {
-                        found: arch.to_string(),
-                        wanted: std::env::consts::ARCH.to_string(),
-                    },
-                ));
+        match info.arch() {
+            Some(arch) if arch != std::env::consts::ARCH => {
+                let why = elf::NotRunnable::OtherArch {
+                    found: arch.to_string(),
+                    wanted: std::env::consts::ARCH.to_string(),
+                };
+                return Err(not_executable(name, why));
+            }
+            Some(_) => {}
+            None => {
+                let head = bucket.head(&info).await.map_err(reply)?;
+                let header = &head[..head.len().min(elf::HEADER_LEN)];
+                elf::check(header, std::env::consts::ARCH)
+                    .map_err(|why| not_executable(name, why))?;
             }
         }
         let path = self

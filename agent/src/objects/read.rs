@@ -145,6 +145,24 @@ impl Bucket {
         }
     }
 
+    /// The object's first chunk (empty for an empty object): enough to see
+    /// what kind of file it is without reading it all.
+    pub async fn head(&self, info: &StoredInfo) -> Result<bytes::Bytes, FetchError> {
+        if info.chunks == 0 {
+            return Ok(bytes::Bytes::new());
+        }
+        let subject = objects::chunk_subject(&self.name, &info.nuid);
+        match self
+            .stream
+            .direct_get_next_for_subject(subject, Some(1))
+            .await
+        {
+            Ok(message) => Ok(message.payload),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Err(self.gone(info).await),
+            Err(e) => Err(self.failure(e)),
+        }
+    }
+
     /// Reads every byte of the object `info` describes into `sink`, in
     /// order, and checks size and digest at the end. On any error the caller
     /// must discard what `sink` got.

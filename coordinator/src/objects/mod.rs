@@ -133,7 +133,7 @@ async fn run(control: &Control, bucket: Bucket, args: &ObjectArgs) -> anyhow::Re
                 false => put_data(control, file, name.as_deref()).await?,
             };
             match json {
-                true => emit(&format!("{}\n", serde_json::to_string_pretty(&info)?))?,
+                true => emit(&format!("{}\n", serde_json::to_string_pretty(&row(&info))?))?,
                 false => emit(&format!(
                     "stored {} {}: {}\n",
                     bucket.kind,
@@ -145,7 +145,10 @@ async fn run(control: &Control, bucket: Bucket, args: &ObjectArgs) -> anyhow::Re
         ObjectCommand::Ls { json } => {
             let all = bucket.list(control).await?;
             match json {
-                true => emit(&format!("{}\n", serde_json::to_string_pretty(&all)?))?,
+                true => {
+                    let rows: Vec<_> = all.iter().map(row).collect();
+                    emit(&format!("{}\n", serde_json::to_string_pretty(&rows)?))?
+                }
                 false => emit(&listing(bucket, &all))?,
             }
         }
@@ -155,6 +158,19 @@ async fn run(control: &Control, bucket: Bucket, args: &ObjectArgs) -> anyhow::Re
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An object as `--json` shows it.
+fn row(info: &StoredInfo) -> serde_json::Value {
+    serde_json::json!({
+        "name": info.name,
+        "version": info.version(),
+        "arch": info.arch(),
+        "size": info.size,
+        "sha256": info.sha256(),
+        "chunks": info.chunks,
+        "bucket": info.bucket,
+    })
 }
 
 fn describe(info: &StoredInfo) -> String {
