@@ -43,8 +43,9 @@ pub struct ClientsConfig {
     pub rate: f64,
     /// Traffic shards (each client hears the senders of its shard in every region).
     pub shards: u32,
-    /// What messages carry after their header: `obj:NAME` (a file stored with
-    /// `geolb data put` on the lab's control plane) or a file path; filler when absent.
+    /// What messages carry after their header: a file path (stored on the
+    /// lab's control plane at `lab up`) or `obj:NAME` (stored with `geolb data
+    /// put`); filler when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload: Option<String>,
 }
@@ -279,9 +280,10 @@ profile = "json"
 rate = 5.0
 shards = 4
 # What messages carry after their header line, cut or repeated to the
-# profile's size: a real file, as obj:NAME once `geolb data put FILE --name
-# NAME` stored it on the lab's control plane (or a file path). Filler when unset.
-# payload = "obj:page.html"
+# profile's size: a real file, given by its path (relative to where `lab up`
+# runs; stored on the lab's control plane under its file name) or as
+# obj:NAME once `geolb data put FILE --name NAME` stored it. Filler when unset.
+# payload = "seeds/page.html"
 
 [latency]
 # Round-trip times, emulated by the WAN emulator on every inter-region path
