@@ -109,7 +109,7 @@ async fn fetch(name: &str, control: &ControlArgs, agent_id: &str) -> anyhow::Res
                 control.display_url()
             )
         })?;
-    let bucket = Bucket::open(client.clone(), DATA_BUCKET, "data").await?;
+    let bucket = Bucket::open(client.clone(), DATA_BUCKET, "data");
     let info = bucket.info(name).await?;
     if info.size > MAX_FILE {
         return Err(FetchError::TooLarge {

@@ -143,9 +143,7 @@ impl Objects {
             .client
             .get()
             .ok_or_else(|| reply(FetchError::NoControlPlane(name.to_string())))?;
-        Bucket::open(client.clone(), BINARIES_BUCKET, "binary")
-            .await
-            .map_err(reply)
+        Ok(Bucket::open(client.clone(), BINARIES_BUCKET, "binary"))
     }
 }
 

@@ -5,8 +5,17 @@
 //! [`WINDOW`] chunks when they were stored one after the other, as a put
 //! stores them). Every byte goes through sha256, checked against the
 //! object's digest before the caller keeps anything.
+//!
+//! The direct gets are plain requests (`$JS.API.DIRECT.GET.<stream>.<subject>`
+//! for the last message of a subject, `$JS.API.DIRECT.GET.<stream>` with
+//! `{"seq":N,"next_by_subj":S}` for the first one from a sequence on): the
+//! answer is the stored message itself, its sequence in `Nats-Sequence`, or
+//! status 404. Sending them directly keeps async-nats's JetStream module
+//! out of the agent (about 190 KiB of binary, and as much idle memory,
+//! measured).
 
-use async_nats::jetstream::{self, stream::DirectGetErrorKind};
+use async_nats::{Client, RequestErrorKind, StatusCode};
+use bytes::Bytes;
 use futures::future::join_all;
 use geolb_proto::objects::{self, StoredInfo};
 use sha2::{Digest, Sha256};
@@ -98,47 +107,37 @@ pub enum FetchError {
 /// One bucket of the control plane, read with direct gets.
 #[derive(Clone)]
 pub struct Bucket {
-    stream: jetstream::stream::Stream<()>,
+    client: Client,
+    stream: String,
     name: String,
     verb: &'static str,
 }
 
+/// One stored message: its sequence and payload.
+struct Stored {
+    sequence: u64,
+    payload: Bytes,
+}
+
 impl Bucket {
     /// The bucket `name` (`verb` names the `geolb` command that writes it, for messages).
-    pub async fn open(
-        client: async_nats::Client,
-        name: &str,
-        verb: &'static str,
-    ) -> Result<Bucket, FetchError> {
-        let mut context = jetstream::new(client);
-        context.set_timeout(REQUEST_TIMEOUT);
-        let stream = context
-            .get_stream_no_info(objects::stream(name))
-            .await
-            .map_err(|e| FetchError::Nats {
-                bucket: name.to_string(),
-                reason: e.to_string(),
-            })?;
-        Ok(Bucket {
-            stream,
+    pub fn open(client: Client, name: &str, verb: &'static str) -> Bucket {
+        Bucket {
+            client,
+            stream: objects::stream(name),
             name: name.to_string(),
             verb,
-        })
+        }
     }
 
     /// The info of object `name`; `Missing` when absent or deleted.
     pub async fn info(&self, name: &str) -> Result<StoredInfo, FetchError> {
         let subject = objects::meta_subject(&self.name, name);
-        let message = match self.stream.direct_get_last_for_subject(subject).await {
-            Ok(message) => message,
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Err(self.missing(name)),
-            Err(e) => return Err(self.failure(e)),
+        let Some(message) = self.last(&subject).await? else {
+            return Err(self.missing(name));
         };
-        let info: StoredInfo =
-            serde_json::from_slice(&message.payload).map_err(|e| FetchError::Nats {
-                bucket: self.name.clone(),
-                reason: format!("the info of {name} is not valid: {e}"),
-            })?;
+        let info: StoredInfo = serde_json::from_slice(&message.payload)
+            .map_err(|e| self.nats(format!("the info of {name} is not valid: {e}")))?;
         match info.deleted {
             true => Err(self.missing(name)),
             false => Ok(info),
@@ -147,19 +146,14 @@ impl Bucket {
 
     /// The object's first chunk (empty for an empty object): enough to see
     /// what kind of file it is without reading it all.
-    pub async fn head(&self, info: &StoredInfo) -> Result<bytes::Bytes, FetchError> {
+    pub async fn head(&self, info: &StoredInfo) -> Result<Bytes, FetchError> {
         if info.chunks == 0 {
-            return Ok(bytes::Bytes::new());
+            return Ok(Bytes::new());
         }
         let subject = objects::chunk_subject(&self.name, &info.nuid);
-        match self
-            .stream
-            .direct_get_next_for_subject(subject, Some(1))
-            .await
-        {
-            Ok(message) => Ok(message.payload),
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Err(self.gone(info).await),
-            Err(e) => Err(self.failure(e)),
+        match self.next(&subject, 1).await? {
+            Some(message) => Ok(message.payload),
+            None => Err(self.gone(info).await),
         }
     }
 
@@ -183,16 +177,12 @@ impl Bucket {
                 0 => 1,
                 _ => WINDOW.min(info.chunks - chunks),
             };
-            let gets = (0..window).map(|i| {
-                self.stream
-                    .direct_get_next_for_subject(subject.clone(), Some(next + i))
-            });
+            let gets = (0..window).map(|i| self.next(&subject, next + i));
             let mut got = Vec::new();
             for result in join_all(gets).await {
-                match result {
-                    Ok(message) => got.push(message),
-                    Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
-                    Err(e) => return Err(self.failure(e)),
+                match result? {
+                    Some(message) => got.push(message),
+                    None => break,
                 }
             }
             if got.is_empty() {
@@ -252,20 +242,66 @@ impl Bucket {
         }
     }
 
-    fn failure(&self, e: jetstream::stream::DirectGetError) -> FetchError {
-        let bucket = self.name.clone();
-        match e.kind() {
-            DirectGetErrorKind::TimedOut => FetchError::TimedOut { bucket },
-            DirectGetErrorKind::ErrorResponse(status, _) if status.as_u16() == 503 => {
-                FetchError::NoBucket {
-                    bucket,
-                    verb: self.verb,
-                }
+    /// The last message on `subject`, `None` when there is none.
+    async fn last(&self, subject: &str) -> Result<Option<Stored>, FetchError> {
+        let api = format!("$JS.API.DIRECT.GET.{}.{subject}", self.stream);
+        self.get(api, Bytes::new()).await
+    }
+
+    /// The first message on `subject` at or after `sequence`, `None` when there is none.
+    async fn next(&self, subject: &str, sequence: u64) -> Result<Option<Stored>, FetchError> {
+        let body = serde_json::json!({"seq": sequence, "next_by_subj": subject}).to_string();
+        let api = format!("$JS.API.DIRECT.GET.{}", self.stream);
+        self.get(api, body.into()).await
+    }
+
+    /// One direct get: the stored message, or `None` for a 404.
+    async fn get(&self, api: String, body: Bytes) -> Result<Option<Stored>, FetchError> {
+        let request = self.client.request(api, body);
+        let answer = match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
+            Err(_) => return Err(self.timed_out()),
+            Ok(Err(e)) => {
+                return Err(match e.kind() {
+                    RequestErrorKind::NoResponders => FetchError::NoBucket {
+                        bucket: self.name.clone(),
+                        verb: self.verb,
+                    },
+                    RequestErrorKind::TimedOut => self.timed_out(),
+                    _ => self.nats(e.to_string()),
+                })
             }
-            _ => FetchError::Nats {
-                bucket,
-                reason: e.to_string(),
-            },
+            Ok(Ok(answer)) => answer,
+        };
+        match answer.status {
+            Some(StatusCode::NOT_FOUND) => return Ok(None),
+            Some(status) if status != StatusCode::OK => {
+                let why = answer.description.unwrap_or_default();
+                return Err(self.nats(format!("a direct get was answered {status} {why}")));
+            }
+            _ => {}
+        }
+        let sequence = answer
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Nats-Sequence"))
+            .and_then(|v| v.as_str().parse().ok())
+            .ok_or_else(|| self.nats("a direct get answered without Nats-Sequence".into()))?;
+        Ok(Some(Stored {
+            sequence,
+            payload: answer.payload,
+        }))
+    }
+
+    fn timed_out(&self) -> FetchError {
+        FetchError::TimedOut {
+            bucket: self.name.clone(),
+        }
+    }
+
+    fn nats(&self, reason: String) -> FetchError {
+        FetchError::Nats {
+            bucket: self.name.clone(),
+            reason,
         }
     }
 }
