@@ -70,7 +70,10 @@ impl StoredInfo {
 
 /// The subject of an object's metadata: `$O.<bucket>.M.<base64url(name)>`.
 pub fn meta_subject(bucket: &str, name: &str) -> String {
-    let encoded = data_encoding::BASE64URL.encode(name.as_bytes());
+    // Padded, as the Object Store writes it (the unpadded encoder is the one
+    // the agent links anyway, for signatures).
+    let mut encoded = data_encoding::BASE64URL_NOPAD.encode(name.as_bytes());
+    encoded.push_str(["", "==", "="][name.len() % 3]);
     format!("$O.{bucket}.M.{encoded}")
 }
 
@@ -177,6 +180,10 @@ mod tests {
         .unwrap();
         assert!(deleted.deleted && deleted.digest.is_none());
         assert_eq!(meta_subject("B", "nats-rc1"), "$O.B.M.bmF0cy1yYzE=");
+        for name in ["a", "ab", "abc", "nats-2.14.6"] {
+            let padded = data_encoding::BASE64URL.encode(name.as_bytes());
+            assert_eq!(meta_subject("B", name), format!("$O.B.M.{padded}"));
+        }
         assert_eq!(chunk_subject("B", "N"), "$O.B.C.N");
     }
 

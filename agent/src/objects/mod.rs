@@ -18,7 +18,7 @@ pub mod read;
 use geolb_proto::objects::{StoredInfo, BINARIES_BUCKET};
 use geolb_proto::{elf, ErrorKind, ReplyError};
 use read::{Bucket, FetchError};
-use sha2::{Digest, Sha256};
+use ring::digest::{Context, SHA256};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -187,7 +187,7 @@ async fn download(bucket: &Bucket, binary: &Binary, temp: &Path) -> Result<(), R
 /// The sha256 of a file, hex.
 pub fn sha256_of(path: &Path) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
+    let mut hasher = Context::new(&SHA256);
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = file.read(&mut buf)?;
@@ -196,7 +196,7 @@ pub fn sha256_of(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(geolb_proto::objects::hex(&hasher.finalize()))
+    Ok(geolb_proto::objects::hex(hasher.finish().as_ref()))
 }
 
 fn not_executable(name: &str, why: elf::NotRunnable) -> ReplyError {

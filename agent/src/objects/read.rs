@@ -18,7 +18,7 @@ use async_nats::{Client, RequestErrorKind, StatusCode};
 use bytes::Bytes;
 use futures::future::join_all;
 use geolb_proto::objects::{self, StoredInfo};
-use sha2::{Digest, Sha256};
+use ring::digest::{Context, SHA256};
 use std::time::Duration;
 
 /// Direct gets in flight at once for one object.
@@ -170,7 +170,8 @@ impl Bucket {
             detail: format!("it has no valid digest ({:?})", info.digest),
         })?;
         let subject = objects::chunk_subject(&self.name, &info.nuid);
-        let (mut hasher, mut size, mut chunks, mut next) = (Sha256::new(), 0u64, 0u64, 1u64);
+        let (mut hasher, mut size, mut chunks, mut next) =
+            (Context::new(&SHA256), 0u64, 0u64, 1u64);
         while chunks < info.chunks {
             // The first chunk's sequence is unknown: ask for it alone.
             let window = match chunks {
@@ -203,7 +204,7 @@ impl Bucket {
                 })?;
             }
         }
-        let actual = objects::hex(&hasher.finalize());
+        let actual = objects::hex(hasher.finish().as_ref());
         let corrupt = |detail| FetchError::Corrupt {
             name: info.name.clone(),
             detail,
@@ -250,7 +251,8 @@ impl Bucket {
 
     /// The first message on `subject` at or after `sequence`, `None` when there is none.
     async fn next(&self, subject: &str, sequence: u64) -> Result<Option<Stored>, FetchError> {
-        let body = serde_json::json!({"seq": sequence, "next_by_subj": subject}).to_string();
+        // Subjects of a bucket hold no character JSON would escape.
+        let body = format!(r#"{{"seq":{sequence},"next_by_subj":"{subject}"}}"#);
         let api = format!("$JS.API.DIRECT.GET.{}", self.stream);
         self.get(api, body.into()).await
     }
