@@ -30,39 +30,18 @@ const FLEETS: [usize; 2] = [9, 100];
 /// How long one prefetch may take.
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Stores the binary, then measures each fleet size.
+/// Measures each fleet size on a control plane of its own.
 pub async fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
     let binary = geolb_tests::nats_server_bin(VERSION);
-    let size = std::fs::metadata(&binary)?.len();
-    let mib = size as f64 / (1024.0 * 1024.0);
-    let server = NatsServer::start(bench.nats_version, ServerConfig::default().jetstream());
-    let url = server.client_url();
-    let control = connect(&url).await?;
-    let began = Instant::now();
-    geolb::objects::put_binary(&control, &binary, Some(NAME)).await?;
-    report.add(
-        "inject_put_ms",
-        ms(began.elapsed()),
-        "ms",
-        None,
-        format!("geolb binary put of nats-server {VERSION} ({size} bytes, {mib:.1} MiB): ELF check, --version, sha256, 128 KiB chunks"),
-    );
     let root = std::env::temp_dir().join(format!("geolb-bench-inject-{}", std::process::id()));
     let mut outcome = Ok(());
     for agents in FLEETS {
+        // `kill_all` ends every process of the run, the control plane too.
+        let server = NatsServer::start(bench.nats_version, ServerConfig::default().jetstream());
         let mut guards = Vec::with_capacity(agents);
-        outcome = fleet(
-            bench,
-            report,
-            &control,
-            &url,
-            &root,
-            agents,
-            &mut guards,
-            &binary,
-        )
-        .await;
+        outcome = fleet(bench, report, &server, &root, agents, &mut guards, &binary).await;
         let teardown = kill_all(guards);
+        drop(server);
         println!(
             "  killed {agents} agents in {:.1} s",
             teardown.as_secs_f64()
@@ -81,13 +60,27 @@ pub async fn run(bench: &Bench, report: &mut Report) -> anyhow::Result<()> {
 async fn fleet(
     bench: &Bench,
     report: &mut Report,
-    control: &geolb::Control,
-    url: &str,
+    server: &NatsServer,
     root: &Path,
     agents: usize,
     guards: &mut Vec<ProcessGuard>,
     binary: &Path,
 ) -> anyhow::Result<()> {
+    let url = &server.client_url();
+    let control = &connect(url).await?;
+    let size = std::fs::metadata(binary)?.len() as f64;
+    let began = Instant::now();
+    geolb::objects::put_binary(control, binary, Some(NAME)).await?;
+    let put = began.elapsed();
+    if agents == FLEETS[0] {
+        report.add(
+            "inject_put_ms",
+            ms(put),
+            "ms",
+            None,
+            format!("geolb binary put of nats-server {VERSION} ({size} bytes, {:.1} MiB): ELF check, --version, sha256, 128 KiB chunks", size / 1048576.0),
+        );
+    }
     let ids: Vec<String> = (0..agents).map(|i| format!("inj-{i:03}")).collect();
     for id in &ids {
         let objects = root.join("agents").join(id);
@@ -106,7 +99,6 @@ async fn fleet(
     for id in &ids {
         wait_answering(control, id, Duration::from_secs(60)).await?;
     }
-    let size = std::fs::metadata(binary)?.len() as f64;
     let cold = prefetch(control, &ids).await?;
     let hwm = guards
         .iter()
