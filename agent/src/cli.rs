@@ -99,6 +99,9 @@ pub struct RunArgs {
     /// Where installed nats-server versions live, as <dir>/<version>/nats-server.
     #[arg(long, env = "GEOLB_SERVERS_DIR", default_value = ".tools/nats-server")]
     pub servers_dir: PathBuf,
+    /// Where binaries fetched for `upgrade --to obj:NAME` are kept [default: <servers-dir>/obj].
+    #[arg(long, env = "GEOLB_OBJECTS_DIR")]
+    pub objects_dir: Option<PathBuf>,
     /// What a SIGTERM to the agent does: forward it, or drain the children
     /// in lame-duck mode (for `docker stop` and Fly stops of a server).
     #[arg(long, env = "GEOLB_ON_TERM", value_enum, default_value = "forward")]
@@ -175,6 +178,13 @@ pub enum OnTerm {
 }
 
 impl RunArgs {
+    /// Where fetched binaries are kept: `--objects-dir`, else `<servers-dir>/obj`.
+    pub fn objects_dir(&self) -> PathBuf {
+        self.objects_dir
+            .clone()
+            .unwrap_or_else(|| self.servers_dir.join("obj"))
+    }
+
     /// The id: the flag, else FLY_MACHINE_ID.
     pub fn id(&self) -> Option<String> {
         self.id.clone().or_else(|| {

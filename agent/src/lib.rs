@@ -22,6 +22,7 @@
 //! - [`control`]: connection, micro service, outbox, heartbeats, metrics.
 //! - [`monitor`]: the nats-server monitoring endpoints.
 //! - [`binaries`]: finding installed nats-server versions.
+//! - [`objects`]: binaries and payloads fetched from the control plane's Object Store.
 //! - [`identity`]: id, region, role, host.
 //! - [`wan`]: `geolb-agent wan`, the WAN emulator process.
 //! - [`links`]: the `geolb-wan` service over a set of links (the emulator's, the agent's front links).
@@ -42,6 +43,7 @@ pub mod front;
 pub mod identity;
 pub mod links;
 pub mod monitor;
+pub mod objects;
 pub mod prometheus;
 pub mod run;
 pub mod signals;

@@ -104,6 +104,7 @@ pub async fn run_with(args: RunArgs, sidecar: Option<Sidecar>) -> anyhow::Result
         control: health,
         identity,
         servers_dir: args.servers_dir.clone(),
+        objects: crate::objects::Objects::new(args.objects_dir()),
         monitor,
         upgrade_timeout: args.upgrade_timeout.0,
         outbox: outbox.clone(),

@@ -102,6 +102,24 @@ impl Target {
         }
     }
 
+    /// Whether `to` (a binary: `obj:NAME`) can replace what runs: only a
+    /// child process can; a sibling container is upgraded by image.
+    #[cfg_attr(not(feature = "docker"), allow(unused_variables))]
+    pub fn runs_programs(&self, to: &str) -> Result<(), ReplyError> {
+        match self {
+            Target::Process(_) => Ok(()),
+            #[cfg(feature = "docker")]
+            Target::Container(_) => Err(ReplyError::new(
+                geolb_proto::ErrorKind::InvalidArgument,
+                format!(
+                    "{to} is a binary, and this agent drives a container beside it (--container), \
+                     which it upgrades by image: build an image holding the binary and give its tag, \
+                     or run the agent inside the container with nats-server as its child"
+                ),
+            )),
+        }
+    }
+
     /// Drains, switches to `to` and starts again; health gating is the caller's.
     pub async fn upgrade(
         &self,

@@ -52,6 +52,10 @@ pub enum Command {
     Report(crate::report::cli::ReportArgs),
     /// Fly.io: scale or deploy the apps in fly/ through flyctl.
     Fly(crate::fly::FlyArgs),
+    /// Executables on the control plane for `upgrade --to obj:NAME`: put, ls, rm.
+    Binary(crate::objects::ObjectArgs),
+    /// Payload files on the control plane for `client --payload obj:NAME`: put, ls, rm.
+    Data(crate::objects::ObjectArgs),
 }
 
 /// Parses the command line; `Err` holds the exit code after help, version or a usage error was printed.
@@ -101,6 +105,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scenario(args) => crate::scenario::run(&cli, args).await,
         Command::Report(args) => crate::report::cli::run(&cli.lab_control().await?, args).await,
         Command::Fly(args) => crate::fly::run(args),
+        Command::Binary(args) => crate::objects::run_binary(&cli.lab_control().await?, args).await,
+        Command::Data(args) => crate::objects::run_data(&cli.lab_control().await?, args).await,
     }
 }
 

@@ -29,6 +29,7 @@
 //! - [`report`]: scenario reports, their history in JetStream, `report ls|show|summary`.
 //! - [`lab`]: the local lab (processes or containers): `lab init|up|status|down`.
 //! - [`fly`]: `fly scale` and `fly deploy`, the one place that builds flyctl command lines.
+//! - [`objects`]: `binary` and `data`, files kept in the control plane's Object Store buckets.
 //! - [`table`]: aligned text columns (pure).
 
 pub mod cli;
@@ -42,6 +43,7 @@ pub mod lab;
 pub mod links;
 pub mod live;
 pub mod liveness;
+pub mod objects;
 pub mod report;
 pub mod scenario;
 pub mod selector;

@@ -129,7 +129,8 @@ pub struct StopArgs {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpgradeArgs {
-    /// An installed nats-server version (`2.14.6`) or a path to a binary.
+    /// An installed nats-server version (`2.14.6`), a path to a binary, or
+    /// `obj:NAME`, a binary stored on the control plane (`geolb binary put`).
     pub to: String,
     /// Drain with lame-duck mode first (default); `false` stops with SIGTERM.
     #[serde(default = "yes")]
@@ -145,6 +146,11 @@ pub struct UpgradeArgs {
     /// refusal an upgrade would give); change nothing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub check: bool,
+    /// Resolve `to` and, for `obj:NAME`, download it beside the installed
+    /// versions; change nothing that runs (a rollout's first step then waits
+    /// for no download).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prefetch: bool,
 }
 
 /// Arguments of `flap`.
@@ -255,8 +261,15 @@ impl Request {
                 a.cycles.unwrap_or(0)
             )),
             Request::Upgrade(a) if a.to.trim().is_empty() => {
-                invalid("upgrade needs `to`: a nats-server version such as 2.14.6 or a binary path".into())
+                invalid("upgrade needs `to`: a nats-server version such as 2.14.6, a binary path or obj:NAME".into())
             }
+            Request::Upgrade(a) if a.check && a.prefetch => {
+                invalid("upgrade takes `check` or `prefetch`, not both".into())
+            }
+            Request::Upgrade(a) => match crate::objects::reference(&a.to) {
+                Some(name) => crate::objects::validate_name(name).or_else(|e| invalid(e.to_string())),
+                None => Ok(()),
+            },
             _ => Ok(()),
         }
     }

@@ -46,6 +46,15 @@ fn commands_round_trip() {
             timeout: Some(WireDuration::from_millis(5000)),
             grace: None,
             check: false,
+            prefetch: false,
+        }),
+        Request::Upgrade(UpgradeArgs {
+            to: "obj:nats-rc1".into(),
+            drain: true,
+            timeout: None,
+            grace: None,
+            check: false,
+            prefetch: true,
         }),
         Request::Flap(FlapArgs {
             down: Some(WireDuration::from_millis(100)),
@@ -106,6 +115,21 @@ fn bad_input_gets_typed_errors() {
         (
             Verb::Upgrade,
             json!({"to": " "}),
+            ErrorKind::InvalidArgument,
+        ),
+        (
+            Verb::Upgrade,
+            json!({"to": "obj:../../etc"}),
+            ErrorKind::InvalidArgument,
+        ),
+        (
+            Verb::Upgrade,
+            json!({"to": "obj:"}),
+            ErrorKind::InvalidArgument,
+        ),
+        (
+            Verb::Upgrade,
+            json!({"to": "obj:x", "check": true, "prefetch": true}),
             ErrorKind::InvalidArgument,
         ),
         (Verb::Start, json!({"now": 1}), ErrorKind::InvalidArgument),

@@ -24,6 +24,8 @@
 //! - [`metrics`]: process, host and nats-server metrics.
 //! - [`scenario`]: a running scenario's progress (`geolb.scenario.<run id>`).
 //! - [`wan`]: link behaviour and the WAN emulator's commands.
+//! - [`objects`]: the Object Store buckets of binaries and payload files, and object names.
+//! - [`elf`]: whether a file is an executable for an architecture (its ELF header).
 //! - `signing` (feature `signing`, implied by `connect`): signed commands (ed25519 nkeys), the envelope and its checks.
 //! - `connect` (feature `connect`): control-plane URL and auth flags, as async-nats options.
 //! - `logging` (feature `connect`): `--log-format` and the tracing set-up of both binaries.
@@ -33,10 +35,12 @@ pub mod command;
 #[cfg(feature = "connect")]
 pub mod connect;
 pub mod duration;
+pub mod elf;
 pub mod event;
 #[cfg(feature = "connect")]
 pub mod logging;
 pub mod metrics;
+pub mod objects;
 pub mod reply;
 pub mod scenario;
 #[cfg(feature = "signing")]

@@ -25,6 +25,10 @@ pub enum ErrorKind {
     Unauthorized,
     /// Too many commands; try again later.
     RateLimited,
+    /// A fetched object's bytes do not match its stored sha256.
+    ChecksumMismatch,
+    /// The upgrade target is not an executable for this agent's architecture.
+    NotExecutable,
     /// An error kind this version does not know.
     #[serde(other)]
     Unknown,
@@ -43,6 +47,8 @@ impl ErrorKind {
             ErrorKind::Failed => "failed",
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::ChecksumMismatch => "checksum_mismatch",
+            ErrorKind::NotExecutable => "not_executable",
             ErrorKind::Unknown => "unknown",
         }
     }

@@ -27,6 +27,7 @@
 //! - [`procfs`]: process state, children, zombies and leftovers, read from `/proc`.
 //! - [`pki`]: `Pki`, a CA with server and client certificates (rcgen), for TLS tests.
 //! - [`secure`]: `SecureControlPlane`, a least-privilege control plane (nkeys, signing key).
+//! - [`objects`]: `geolb` as a control plane's coordinator, raw object puts, a corrupted chunk.
 //! - [`docker`]: whether the engine and images are there (skip by name), `Cleanup` by label.
 //! - [`dns`]: `DnsServer`, A and AAAA records a test changes at run time, per client if need be.
 //! - [`netns`]: `Lan`, network namespaces on a bridge, each a host with an IPv6 address of its own.
@@ -44,6 +45,7 @@ pub mod hand_fleet;
 pub mod http;
 pub mod lab_dir;
 pub mod netns;
+pub mod objects;
 pub mod pki;
 pub mod ports;
 pub mod process;

@@ -104,12 +104,32 @@ impl SecureControlPlane {
         &self,
         name: &str,
     ) -> (async_nats::Client, mpsc::UnboundedReceiver<String>) {
+        self.connect_with_inbox(name, "_INBOX").await
+    }
+
+    /// A raw connection as agent `id`, with the agent's own inbox (as
+    /// `geolb-agent` connects), and the errors the server sends it.
+    pub async fn connect_as_agent(
+        &self,
+        id: &str,
+    ) -> (async_nats::Client, mpsc::UnboundedReceiver<String>) {
+        let inbox = geolb_proto::objects::inbox_prefix(id);
+        self.connect_with_inbox(&format!("agent-{id}"), &inbox)
+            .await
+    }
+
+    async fn connect_with_inbox(
+        &self,
+        name: &str,
+        inbox: &str,
+    ) -> (async_nats::Client, mpsc::UnboundedReceiver<String>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let options = self
             .args(name)
             .options(name)
             .await
             .expect("options")
+            .custom_inbox_prefix(inbox)
             .event_callback(move |event| {
                 let tx = tx.clone();
                 async move {

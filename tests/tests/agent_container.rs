@@ -459,6 +459,12 @@ async fn every_verb_gives_the_process_mode_replies_and_events() {
     let message = &reply.error.as_ref().unwrap().message;
     assert!(message.contains("geolb-server:no-such-tag"), "{message}");
     assert_eq!(box_.inspect("{{.Id}}"), before, "nothing was touched");
+    // A binary from the control plane cannot go into a container driven from beside it.
+    let reply = c.send("upgrade", json!({"to": "obj:nats-next"})).await;
+    let refused = (false, "invalid_argument".to_string(), "running".to_string());
+    assert_eq!(outcome(&reply), refused, "{reply:?}");
+    assert!(reply.error.unwrap().message.contains("--container"));
+    assert_eq!(box_.inspect("{{.Id}}"), before, "nothing was touched");
 
     // ...and another tag recreates the container, answered after the health gate.
     let tag = Tag(format!("geolb-server:upgrade-test-{}", std::process::id()));

@@ -94,6 +94,13 @@ pub struct ClientArgs {
     /// Payload bytes per message (default: the profile's; at least the header).
     #[arg(long, env = "GEOLB_CLIENT_SIZE")]
     pub size: Option<usize>,
+    /// What messages carry after their header: a file, or obj:NAME stored with
+    /// `geolb data put` (read over --control as agent --id), cut or repeated to --size.
+    #[arg(long, env = "GEOLB_CLIENT_PAYLOAD", value_name = "FILE|obj:NAME")]
+    pub payload: Option<String>,
+    /// The control plane holding `--payload obj:NAME`.
+    #[command(flatten)]
+    pub control: geolb_proto::connect::ControlArgs,
     /// Receive only from these client ids (default: every sender of the client's shard).
     #[arg(long, env = "GEOLB_CLIENT_PEERS", value_delimiter = ',')]
     pub peers: Vec<String>,
@@ -162,15 +169,19 @@ impl ClientArgs {
     /// The client id: the flag, else FLY_MACHINE_ID, else the host name;
     /// `-<GEOLB_REPLICA>` appended when that is set.
     pub fn id(&self) -> String {
-        let base = self
-            .id
-            .clone()
-            .or_else(|| env_nonempty("FLY_MACHINE_ID"))
-            .unwrap_or_else(|| sanitise(&host_name()));
+        let base = self.base_id();
         match env_nonempty("GEOLB_REPLICA") {
             Some(replica) => format!("{base}-{replica}"),
             None => base,
         }
+    }
+
+    /// The id without the replica suffix: the agent's, under `run --replicas`.
+    pub fn base_id(&self) -> String {
+        self.id
+            .clone()
+            .or_else(|| env_nonempty("FLY_MACHINE_ID"))
+            .unwrap_or_else(|| sanitise(&host_name()))
     }
 
     /// The region flag, else FLY_REGION.

@@ -38,7 +38,7 @@
 //! - [`election`]: the pure `rtt` policy.
 //! - [`session`]: data-plane connections.
 //! - [`rtt`], [`stock`]: the drivers of the strategies.
-//! - [`message`], [`traffic`], [`tracker`], [`histogram`]: the traffic.
+//! - [`message`], [`payload`], [`traffic`], [`tracker`], [`histogram`]: the traffic.
 //! - [`context`], [`report`]: records and the report channel.
 
 pub mod args;
@@ -48,6 +48,7 @@ pub mod context;
 pub mod election;
 pub mod histogram;
 pub mod message;
+pub mod payload;
 pub mod probe;
 pub mod report;
 pub mod rtt;
@@ -72,7 +73,9 @@ mod setup;
 
 /// Runs the client until a stop signal or `--duration`; returns the exit code.
 pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
-    let plan = setup::Plan::from_args(&args)?;
+    let mut plan = setup::Plan::from_args(&args)?;
+    plan.outgoing.payload =
+        payload::Payload::load(args.payload.as_deref(), &args.control, &args.base_id()).await?;
     let reporter = Arc::new(report::Reporter::from_env()?);
     let table = Arc::new(table::Table::new(
         &plan.servers,

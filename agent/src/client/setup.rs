@@ -99,6 +99,7 @@ impl Plan {
             id: id.clone(),
             size: args.size(),
             rate,
+            payload: Default::default(),
         };
         Ok(Plan {
             id,

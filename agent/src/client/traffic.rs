@@ -7,6 +7,7 @@
 //! the client could not send shows as lost on the receiving side.
 
 use super::message::{self, Header};
+use super::payload::Payload;
 use super::tracker::Receiver;
 use async_nats::Client;
 use futures::StreamExt;
@@ -28,6 +29,8 @@ pub struct Outgoing {
     pub size: usize,
     /// Messages per second (0: none).
     pub rate: f64,
+    /// What follows each header line.
+    pub payload: Payload,
 }
 
 /// Shared traffic state: counters and the receiver.
@@ -83,7 +86,7 @@ pub async fn publish(
             seq,
             sent_us: message::now_us(),
         };
-        let payload = message::encode(&header, out.size);
+        let payload = out.payload.encode(&header, out.size);
         let send = client.publish(out.subject.clone(), payload.into());
         if let Ok(Ok(())) = tokio::time::timeout(period, send).await {
             traffic.sent.fetch_add(1, Ordering::Relaxed);

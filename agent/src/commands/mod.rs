@@ -40,6 +40,8 @@ pub struct Context {
     pub identity: Identity,
     /// Where installed nats-server versions live (`<dir>/<version>/nats-server`).
     pub servers_dir: PathBuf,
+    /// Binaries fetched from the control plane (`upgrade --to obj:NAME`).
+    pub objects: crate::objects::Objects,
     /// The server's monitoring endpoint, for `--role server`.
     pub monitor: Option<Monitor>,
     /// Default health-gate timeout of `upgrade`.

@@ -1,21 +1,34 @@
 //! `upgrade`: resolve the target first (a missing binary or image is
-//! refused before anything stops; `check` stops there), drain, switch binaries with the same
+//! refused before anything stops; `check` stops there; `obj:NAME` is then
+//! fetched from the control plane, and `prefetch` stops there), drain, switch binaries with the same
 //! arguments (or recreate the container from the new image), then gate on
 //! health: `/healthz` 200 and as many route peers and outbound gateways as
 //! before.
 
 use super::Context;
 use crate::monitor::{rejoined, Monitor};
+use crate::target::Upgrade;
 use geolb_proto::{ErrorKind, EventKind, ReplyError, ServerMetrics, UpgradeArgs};
 use std::time::{Duration, Instant};
 
 /// Upgrades the child to the binary (or image) `args.to` names.
 pub async fn upgrade(ctx: &Context, args: UpgradeArgs) -> Result<(), ReplyError> {
-    let target = ctx
-        .handle
-        .resolve_upgrade(&args.to, &ctx.servers_dir)
-        .await?;
-    if args.check {
+    let target = match geolb_proto::objects::reference(&args.to) {
+        Some(name) => {
+            ctx.handle.runs_programs(&args.to)?;
+            let binary = ctx.objects.binary(name).await?;
+            if args.check {
+                return Ok(());
+            }
+            Upgrade::Program(ctx.objects.fetch(&binary).await?)
+        }
+        None => {
+            ctx.handle
+                .resolve_upgrade(&args.to, &ctx.servers_dir)
+                .await?
+        }
+    };
+    if args.check || args.prefetch {
         return Ok(());
     }
     let timeout = args.timeout.map_or(ctx.upgrade_timeout, |t| t.0);

@@ -57,7 +57,9 @@ pub async fn start(
             tls.trust.clone(),
         ))
     });
-    let client = connect(args, tls, &name, Some(health.clone())).await?;
+    let inbox = geolb_proto::objects::inbox_prefix(&ctx.identity.id);
+    let client = connect(args, tls, &name, &inbox, Some(health.clone())).await?;
+    ctx.objects.attach(client.clone());
     tracing::info!(url = %args.display_url(), tls_trust = %tls.trust, "Control plane configured.");
     for error in &tls.trust.cert_env_errors {
         tracing::warn!(error = %error, "SSL_CERT_FILE/SSL_CERT_DIR could not be read; the compiled-in roots are trusted without them.");
@@ -74,7 +76,7 @@ pub async fn start(
     // Unknown verbs are caught on a connection of their own: nats-server
     // drops the right to reply (`allow_responses`) when one connection
     // receives a request through two overlapping subscriptions.
-    let catcher = connect(args, tls, &format!("{name} unknown verbs"), None).await?;
+    let catcher = connect(args, tls, &format!("{name} unknown verbs"), &inbox, None).await?;
     tracker.spawn(service::refuse_unknown_verbs(
         catcher,
         ctx.clone(),
@@ -108,17 +110,20 @@ pub async fn start(
 }
 
 /// One control-plane connection that retries forever in the background;
-/// with `health`, its events are followed there.
+/// its replies come on `inbox` (the agent's own, in the least-privilege
+/// layout); with `health`, its events are followed there.
 async fn connect(
     args: &ControlArgs,
     tls: &Tls,
     name: &str,
+    inbox: &str,
     health: Option<Arc<Health>>,
 ) -> anyhow::Result<async_nats::Client> {
     let url = args.server_url();
     let options = args
         .options_with(name, tls)
         .await?
+        .custom_inbox_prefix(inbox)
         .retry_on_initial_connect()
         .max_reconnects(None)
         .connection_timeout(CONNECTION_TIMEOUT)

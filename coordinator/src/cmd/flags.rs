@@ -25,7 +25,7 @@ pub struct VerbFlags {
     /// stop, restart: before SIGKILL (term) or SIGINT (ldm); upgrade: how long the drain may take.
     #[arg(long, env = "GEOLB_CMD_GRACE")]
     pub grace: Option<WireDuration>,
-    /// upgrade: an installed nats-server version (2.14.6) or a binary path.
+    /// upgrade: an installed nats-server version (2.14.6), a binary path, or obj:NAME (`geolb binary put`).
     #[arg(long, env = "GEOLB_CMD_TO")]
     pub to: Option<String>,
     /// upgrade: drain with lame-duck mode first [default: true].
@@ -35,6 +35,9 @@ pub struct VerbFlags {
     /// upgrade: only ask whether the agents have `--to`; change nothing.
     #[arg(long, env = "GEOLB_CMD_CHECK")]
     pub check: bool,
+    /// upgrade: download obj:NAME to the agents now; change nothing that runs.
+    #[arg(long, env = "GEOLB_CMD_PREFETCH", conflicts_with = "check")]
+    pub prefetch: bool,
     /// upgrade: how long the agent's health gate may take.
     #[arg(long, env = "GEOLB_CMD_HEALTH_TIMEOUT", value_name = "D")]
     pub health_timeout: Option<WireDuration>,
@@ -60,7 +63,14 @@ fn allowed(verb: Verb) -> &'static [&'static str] {
     match verb {
         Verb::Status | Verb::Start => &[],
         Verb::Stop | Verb::Restart => &["mode", "grace"],
-        Verb::Upgrade => &["to", "drain", "health-timeout", "grace", "check"],
+        Verb::Upgrade => &[
+            "to",
+            "drain",
+            "health-timeout",
+            "grace",
+            "check",
+            "prefetch",
+        ],
         Verb::Flap => &["mode", "down", "up", "cycles", "cancel"],
         Verb::Scale => &["replicas"],
     }
@@ -90,6 +100,8 @@ impl VerbFlags {
         push("cycles", "cycles", self.cycles.map(Value::from));
         push("cancel", "cancel", self.cancel.then_some(Value::Bool(true)));
         push("check", "check", self.check.then_some(Value::Bool(true)));
+        let prefetch = self.prefetch.then_some(Value::Bool(true));
+        push("prefetch", "prefetch", prefetch);
         push("replicas", "replicas", self.replicas.map(Value::from));
         given
     }
@@ -107,7 +119,7 @@ impl VerbFlags {
         match verb {
             Verb::Upgrade if !args.contains_key("to") => {
                 return Err(UsageError(
-                    "upgrade needs --to VERSION_OR_PATH (a nats-server version such as 2.14.6 or a binary path)".into(),
+                    "upgrade needs --to VERSION_OR_PATH (a nats-server version such as 2.14.6, a binary path, or obj:NAME)".into(),
                 ))
             }
             Verb::Scale if !args.contains_key("replicas") => {

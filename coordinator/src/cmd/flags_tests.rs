@@ -49,6 +49,7 @@ fn builds_each_verb() {
                 timeout: None,
                 grace: None,
                 check: false,
+                prefetch: false,
             }),
         ),
         (
@@ -67,6 +68,7 @@ fn builds_each_verb() {
                 timeout: ms(60_000),
                 grace: None,
                 check: false,
+                prefetch: false,
             }),
         ),
         (
@@ -162,6 +164,7 @@ fn timeouts_allow_for_drains_and_grace() {
             timeout,
             grace: None,
             check: false,
+            prefetch: false,
         })
     };
     let secs = Duration::from_secs;

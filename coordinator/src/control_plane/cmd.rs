@@ -35,7 +35,7 @@ pub struct InitArgs {
     /// How many client or observer identities to make.
     #[arg(long, default_value_t = 1)]
     pub clients: usize,
-    /// Another JetStream stream the coordinator manages (GEOLB_HEARTBEATS always is).
+    /// Another JetStream stream the coordinator manages (GEOLB_HEARTBEATS and the object buckets always are).
     #[arg(long = "stream", value_name = "NAME")]
     pub streams: Vec<String>,
     /// Print the layout as JSON.

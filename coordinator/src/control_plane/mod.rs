@@ -35,7 +35,8 @@ pub struct LayoutSpec {
     pub agents: Vec<(String, String)>,
     /// Client or observer identities to make (`client-1`, `client-2`, ...).
     pub clients: usize,
-    /// JetStream streams the coordinator manages (`GEOLB_HEARTBEATS` is always added).
+    /// JetStream streams the coordinator manages (`GEOLB_HEARTBEATS` and the
+    /// object buckets' streams are always added).
     pub streams: Vec<String>,
     /// More subjects the coordinator may publish (e.g. a report stream's subjects).
     pub coordinator_publish: Vec<String>,
@@ -142,12 +143,19 @@ pub fn layout(dir: &Path, spec: &LayoutSpec) -> Result<Layout, LayoutError> {
         .create(dir)
         .map_err(|source| io(dir, source))?;
     let mut streams = vec![subject::HEARTBEAT_STREAM.to_string()];
-    streams.extend(spec.streams.iter().filter(|s| !streams_has(s)).cloned());
+    streams.extend(permissions::BUCKETS.map(geolb_proto::objects::stream));
+    for name in &spec.streams {
+        if !streams.contains(name) {
+            streams.push(name.clone());
+        }
+    }
+    let mut publish = spec.coordinator_publish.clone();
+    publish.extend(permissions::objects_writer());
     let mut planned: Vec<(String, IdentityKind, Option<String>, Permissions)> = vec![(
         COORDINATOR.into(),
         IdentityKind::Coordinator,
         None,
-        permissions::coordinator(&streams, &spec.coordinator_publish),
+        permissions::coordinator(&streams, &publish),
     )];
     for (id, region) in &spec.agents {
         let p = permissions::agent(id, region);
@@ -204,10 +212,6 @@ pub fn layout(dir: &Path, spec: &LayoutSpec) -> Result<Layout, LayoutError> {
         server_config_path,
         identities,
     })
-}
-
-fn streams_has(name: &str) -> bool {
-    name == subject::HEARTBEAT_STREAM
 }
 
 /// `<dir>/<name>.nk`: read when present, else made with `make` and written 0600.

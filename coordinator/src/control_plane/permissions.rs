@@ -5,14 +5,20 @@
 //! - an **agent** publishes only its own `geolb.{hb,evt,metrics,client}.<region>.<id>`
 //!   and replies to the requests it receives (`allow_responses`); it
 //!   subscribes only to its own `geolb.agent.<id>.>`, its own front links'
-//!   `geolb.wan.<id>.>` (`run --front`), and the ADR-32 discovery subjects
-//!   of the `geolb-agent` and `geolb-wan` services;
+//!   `geolb.wan.<id>.>` (`run --front`), the ADR-32 discovery subjects of
+//!   the `geolb-agent` and `geolb-wan` services and its own inbox
+//!   (`_INBOX.geolb-agent.<id>.>`); it may read the object buckets of
+//!   binaries and data with direct gets, and nothing else of JetStream (no
+//!   consumer: a push consumer could deliver to a subject its creator may
+//!   not publish to);
 //! - the **coordinator** alone publishes commands (`geolb.agent.>`), sends
-//!   discovery requests, uses the JetStream API of its streams, and reads
-//!   every telemetry subject and its `_INBOX.>`;
+//!   discovery requests, uses the JetStream API of its streams (the object
+//!   buckets among them, which only it writes), and reads every telemetry
+//!   subject and its `_INBOX.>`;
 //! - a **client** (observer: dashboards, `nats sub`, `nats micro ls`) reads
 //!   telemetry and may send discovery requests; it publishes nothing else.
 
+use geolb_proto::objects::{self, BINARIES_BUCKET, DATA_BUCKET};
 use geolb_proto::subject::SERVICE_NAME;
 use std::fmt::Write;
 
@@ -51,12 +57,47 @@ fn telemetry() -> Vec<String> {
     .to_vec()
 }
 
+/// The buckets agents read and the coordinator writes.
+pub const BUCKETS: [&str; 2] = [BINARIES_BUCKET, DATA_BUCKET];
+
+/// What reading the object buckets takes: direct gets of their streams
+/// (an object's info is the last message of its metadata subject, its
+/// chunks the next messages of its chunk subject), nothing that writes.
+pub fn objects_reader() -> Vec<String> {
+    BUCKETS
+        .iter()
+        .flat_map(|bucket| {
+            let stream = objects::stream(bucket);
+            [
+                format!("$JS.API.DIRECT.GET.{stream}"),
+                format!("$JS.API.DIRECT.GET.{stream}.>"),
+            ]
+        })
+        .collect()
+}
+
+/// What the coordinator publishes to write the object buckets beyond the
+/// JetStream API of their streams: their subjects, and the flow-control
+/// replies of the ordered consumers that list them.
+pub fn objects_writer() -> Vec<String> {
+    BUCKETS
+        .iter()
+        .flat_map(|bucket| {
+            [
+                objects::subjects(bucket),
+                format!("$JS.FC.{}.>", objects::stream(bucket)),
+            ]
+        })
+        .collect()
+}
+
 /// Agent `id` of `region`.
 pub fn agent(id: &str, region: &str) -> Permissions {
-    let publish = ["hb", "evt", "metrics", "client"]
+    let mut publish: Vec<String> = ["hb", "evt", "metrics", "client"]
         .iter()
         .map(|kind| format!("geolb.{kind}.{region}.{id}"))
         .collect();
+    publish.extend(objects_reader());
     let mut subscribe = vec![format!("geolb.agent.{id}.>")];
     subscribe.extend(discovery());
     for subject in emulator(id).subscribe {
@@ -64,6 +105,7 @@ pub fn agent(id: &str, region: &str) -> Permissions {
             subscribe.push(subject);
         }
     }
+    subscribe.push(format!("{}.>", objects::inbox_prefix(id)));
     Permissions {
         publish,
         subscribe,
@@ -185,7 +227,7 @@ mod tests {
     fn an_agent_publishes_only_its_own_subjects() {
         let p = agent("lon-1", "lon");
         assert_eq!(
-            p.publish,
+            p.publish[..4],
             [
                 "geolb.hb.lon.lon-1",
                 "geolb.evt.lon.lon-1",
@@ -202,6 +244,27 @@ mod tests {
         assert!(p.subscribe.contains(&"$SRV.*.geolb-agent.*".to_string()));
         assert!(p.allow_responses);
         assert!(!p.publish.iter().any(|s| s.starts_with("geolb.agent")));
+        assert!(p
+            .subscribe
+            .contains(&"_INBOX.geolb-agent.lon-1.>".to_string()));
+        assert!(!p.subscribe.iter().any(|s| s == "_INBOX.>"));
+    }
+
+    #[test]
+    fn agents_read_the_buckets_and_write_nothing_of_jetstream() {
+        let p = agent("lon-1", "lon");
+        let jetstream: Vec<&String> = p.publish.iter().filter(|s| s.starts_with('$')).collect();
+        assert_eq!(
+            jetstream,
+            [
+                "$JS.API.DIRECT.GET.OBJ_GEOLB_BINARIES",
+                "$JS.API.DIRECT.GET.OBJ_GEOLB_BINARIES.>",
+                "$JS.API.DIRECT.GET.OBJ_GEOLB_DATA",
+                "$JS.API.DIRECT.GET.OBJ_GEOLB_DATA.>",
+            ]
+        );
+        assert!(!p.publish.iter().any(|s| s.starts_with("$O.")));
+        assert!(objects_writer().contains(&"$O.GEOLB_BINARIES.>".to_string()));
     }
 
     #[test]

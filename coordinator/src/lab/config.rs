@@ -43,6 +43,11 @@ pub struct ClientsConfig {
     pub rate: f64,
     /// Traffic shards (each client hears the senders of its shard in every region).
     pub shards: u32,
+    /// What messages carry after their header: a file path (stored on the
+    /// lab's control plane at `lab up`) or `obj:NAME` (stored with `geolb data
+    /// put`); filler when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
 }
 
 /// Round-trip times between and within regions.
@@ -77,6 +82,7 @@ impl Default for ClientsConfig {
             profile: "json".into(),
             rate: 5.0,
             shards: 4,
+            payload: None,
         }
     }
 }
@@ -157,6 +163,14 @@ impl LabConfig {
         }
         if c.shards == 0 {
             return invalid("clients.shards: use 1 or more".into());
+        }
+        if let Some(name) = c
+            .payload
+            .as_deref()
+            .and_then(geolb_proto::objects::reference)
+        {
+            geolb_proto::objects::validate_name(name)
+                .map_err(|e| ConfigError::Invalid(format!("clients.payload: {e}")))?;
         }
         if self.ports_base < 1024 || self.ports_base as usize + self.ports_needed() > 60_000 {
             return invalid(format!(
@@ -265,6 +279,11 @@ ordered = 0
 profile = "json"
 rate = 5.0
 shards = 4
+# What messages carry after their header line, cut or repeated to the
+# profile's size: a real file, given by its path (relative to where `lab up`
+# runs; stored on the lab's control plane under its file name) or as
+# obj:NAME once `geolb data put FILE --name NAME` stored it. Filler when unset.
+# payload = "seeds/page.html"
 
 [latency]
 # Round-trip times, emulated by the WAN emulator on every inter-region path
@@ -323,6 +342,7 @@ mod tests {
             ("ports_base = 80", "ports_base"),
             ("[clients]\nprofile = \"audio\"", "profile"),
             ("[clients]\nrate = 0", "rate"),
+            ("[clients]\npayload = \"obj:../x\"", "payload"),
         ];
         for (text, want) in cases {
             let err = LabConfig::parse(text).expect_err(text).to_string();

@@ -69,6 +69,8 @@ fn processes(state: &LabState) -> Down {
         .iter()
         .map(|pid| format!("process {pid}"))
         .collect();
+    // The binaries agents fetched (`upgrade --to obj:NAME`): a cache, not a record.
+    let _ = std::fs::remove_dir_all(state.dir.join("objects"));
     Down {
         stopped: alive + strays.len(),
         networks: 0,

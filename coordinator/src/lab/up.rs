@@ -125,6 +125,14 @@ async fn start(state: &mut LabState, t: &Topology, launcher: &Launcher) -> anyho
             format!("http://127.0.0.1:{}", server.http_port),
             "--servers-dir".into(),
             view.servers_dir.display().to_string(),
+        ]);
+        // Binaries fetched for `upgrade --to obj:NAME`: one folder per agent,
+        // as on separate machines (a container keeps them in its own file system).
+        if t.placement == Placement::Processes {
+            let objects = dir.join("objects").join(&server.id);
+            args.extend(["--objects-dir".into(), objects.display().to_string()]);
+        }
+        args.extend([
             "--".into(),
             view.nats_server(&state.config.nats_version),
             "-c".into(),
@@ -135,6 +143,10 @@ async fn start(state: &mut LabState, t: &Topology, launcher: &Launcher) -> anyho
     }
     let ids: Vec<String> = t.servers.iter().map(|s| s.id.clone()).collect();
     ready::servers(&control, &state.config, &ids, Duration::from_secs(90)).await?;
+    let payload = match state.config.clients.payload.clone() {
+        Some(payload) => Some(stored_payload(&control, &payload).await?),
+        None => None,
+    };
 
     for group in &t.clients {
         let mut args = agent_args(
@@ -148,6 +160,12 @@ async fn start(state: &mut LabState, t: &Topology, launcher: &Launcher) -> anyho
         args.extend(["--replicas".into(), group.replicas.to_string(), "--".into()]);
         args.push(view.agent.display().to_string());
         args.extend(client_args(state, t, group));
+        if let Some(payload) = &payload {
+            // The client reads `obj:NAME` from the control plane as its agent.
+            args.extend(["--payload".into(), payload.clone()]);
+            let identity = format!("agent-{}", group.agent_id);
+            with_identity(&mut args, state, launcher, &view, &identity)?;
+        }
         let kind = docker::Kind::Client(group.region.clone());
         launcher
             .launch(state, t, &group.agent_id, kind, args)
@@ -156,6 +174,27 @@ async fn start(state: &mut LabState, t: &Topology, launcher: &Launcher) -> anyho
     let total = t.clients.iter().map(|g| g.replicas as usize).sum();
     ready::clients(&control, total, Duration::from_secs(60)).await?;
     Ok(())
+}
+
+/// The clients' `--payload`: `obj:NAME` once it is on the control plane
+/// (a file path given in the config is stored there first, as `geolb data
+/// put` would, so containers read it as processes do).
+async fn stored_payload(control: &Control, payload: &str) -> anyhow::Result<String> {
+    if let Some(name) = geolb_proto::objects::reference(payload) {
+        crate::objects::store::DATA.info(control, name).await.map_err(|e| {
+            anyhow::anyhow!("clients.payload: {e}; store it with `geolb data put FILE --name {name}` (the control plane keeps it across labs), or give the file's path")
+        })?;
+        return Ok(payload.to_string());
+    }
+    let path = Path::new(payload);
+    let info = crate::objects::put_data(control, path, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("clients.payload: {e}"))?;
+    Ok(format!(
+        "{}{}",
+        geolb_proto::objects::REFERENCE_PREFIX,
+        info.name
+    ))
 }
 
 /// The `geolb-agent client` arguments of one group.

@@ -30,7 +30,7 @@ pub enum Pattern {
 #[derive(Debug, Clone, clap::Args, serde::Serialize)]
 pub struct RollingUpgradeArgs {
     /// The nats-server version to go to (installed where every agent finds
-    /// it: `make tools`, the image, or a binary path).
+    /// it: `make tools`, the image, or a binary path), or obj:NAME (`geolb binary put`).
     #[arg(long)]
     pub to: String,
     /// Which servers go together.
@@ -78,6 +78,7 @@ pub async fn run(
         timeout: Some(args.step_timeout),
         grace: Some(args.drain_grace),
         check: false,
+        prefetch: false,
     });
     let mut after = BTreeMap::new();
     for (n, step) in steps.iter().enumerate() {
@@ -204,6 +205,7 @@ async fn available(fleet: &Fleet, args: &RollingUpgradeArgs) -> anyhow::Result<(
         timeout: None,
         grace: None,
         check: true,
+        prefetch: false,
     });
     let servers = fleet.servers();
     let results =

@@ -6,7 +6,7 @@
 //! exits non-zero only when a measurement could not be taken.
 //! `GEOLB_BENCH_QUICK=1` shortens the idle CPU window from 60 s to 10 s.
 //! `GEOLB_BENCH_ONLY=<group>[,<group>...]` runs only those groups (`binary_size`,
-//! `agent_idle`, `ack_latency`, `fanout_500`, `geo`, `lab`, `fleet`, `lab_docker`) and merges their figures into
+//! `agent_idle`, `ack_latency`, `fanout_500`, `inject`, `geo`, `lab`, `fleet`, `lab_docker`) and merges their figures into
 //! an existing `bench.json` instead of replacing it; e.g.
 //! `GEOLB_BENCH_ONLY=geo cargo run --release -p geolb-tests --bin bench`.
 //!
@@ -16,6 +16,7 @@
 //! - [`agent_idle`]: memory and CPU of one idle agent.
 //! - [`latency`]: `status` round trips through the coordinator, and the raw floor.
 //! - [`fanout`]: 500 agents: one `status` to all, and the fleet listing.
+//! - [`inject`]: a 16 MB nats-server delivered to 9 and 100 agents over the back channel, and the local-disk peer.
 //! - [`geo`]: 90 headless clients in a `GeoLab`: failover gaps, landing, loss, memory.
 //! - [`scenarios`]: the four lab scenarios on the default lab, from their reports.
 //! - [`fleet`]: dc-outage on a fleet started by hand beside the lab's, and a front link's cost.
@@ -28,6 +29,7 @@ mod binaries;
 mod fanout;
 mod fleet;
 mod geo;
+mod inject;
 mod latency;
 mod report;
 mod scenarios;
@@ -128,6 +130,11 @@ async fn run_all(quick: bool, only: &Only, report: &mut Report) {
         println!("fan-out to 500 agents");
         let outcome = fanout::run(&bench, report).await;
         report.outcome("fanout_500", outcome);
+    }
+    if only.runs("inject") {
+        println!("binaries over the back channel");
+        let outcome = inject::run(&bench, report).await;
+        report.outcome("inject", outcome);
     }
     if only.runs("geo") {
         println!("headless clients in a GeoLab");
