@@ -52,6 +52,8 @@ pub enum Command {
     Report(crate::report::cli::ReportArgs),
     /// Fly.io: scale or deploy the apps in fly/ through flyctl.
     Fly(crate::fly::FlyArgs),
+    /// Archive the control plane's telemetry to S3 (s3://BUCKET/PREFIX) until SIGTERM.
+    Archive(crate::archive::cli::ArchiveArgs),
 }
 
 /// Parses the command line; `Err` holds the exit code after help, version or a usage error was printed.
@@ -101,6 +103,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scenario(args) => crate::scenario::run(args).await,
         Command::Report(args) => crate::report::cli::run(&cli.lab_control().await?, args).await,
         Command::Fly(args) => crate::fly::run(args),
+        Command::Archive(args) => crate::archive::cli::run(&cli.control, args).await,
     }
 }
 

@@ -23,8 +23,10 @@
 //! - [`cmd`]: `cmd VERB SELECTOR`, its flags, the fan-out and its output.
 //! - [`watch`]: `watch`, the event stream.
 //! - [`fly`]: `fly scale` and `fly deploy`, the one place that builds flyctl command lines.
+//! - [`archive`]: `archive` and `report export`: telemetry and reports to S3.
 //! - [`table`]: aligned text columns (pure).
 
+pub mod archive;
 pub mod cli;
 pub mod cmd;
 pub mod control;

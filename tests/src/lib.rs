@@ -27,10 +27,14 @@
 //! - [`procfs`]: process state, children, zombies and leftovers, read from `/proc`.
 //! - [`secure`]: `SecureControlPlane`, a least-privilege control plane (nkeys, signing key).
 //! - [`docker`]: whether the engine and images are there (skip by name), `Cleanup` by label.
+//! - [`archive`]: `geolb archive` as a child, and the archive read back and checked.
+//! - [`s3`]: `S3Server`, SeaweedFS's S3 gateway on loopback (skip by name, or fail under
+//!   `GEOLB_REQUIRE_S3=1`), stopped and started again for outages.
 //! - [`geo`]: `GeoLab`, a super-cluster behind the WAN emulator, with faults, and
 //!   `ClientProc`, a headless client whose records are read as they come.
 
 pub mod agent;
+pub mod archive;
 pub mod cluster;
 pub mod config;
 pub mod docker;
@@ -40,6 +44,7 @@ pub mod lab_dir;
 pub mod ports;
 pub mod process;
 pub mod procfs;
+pub mod s3;
 pub mod secure;
 pub mod server;
 pub mod supercluster;

@@ -9,6 +9,18 @@ use super::state::LabState;
 use std::path::Path;
 use std::time::Duration;
 
+/// How long the archiver may take to store its last batch (its shutdown timeout and some).
+const ARCHIVER_GRACE: Duration = Duration::from_secs(35);
+
+/// When a lab process is stopped: 0 first, 2 last.
+fn stop_phase(name: &str) -> u8 {
+    match name {
+        "control" => 2,
+        "archiver" => 1,
+        _ => 0,
+    }
+}
+
 /// What `lab down` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Down {
@@ -30,6 +42,11 @@ pub async fn down(dir: &Path, docker: bool) -> anyhow::Result<Option<Down>> {
         None => docker,
     };
     if containers {
+        // The archiver runs here, beside the containers: it stores what it holds first.
+        if let Some(state) = &state {
+            let pids: Vec<i32> = state.processes.iter().map(|p| p.pid).collect();
+            process::stop_all(&pids, ARCHIVER_GRACE);
+        }
         let dir = match &state {
             Some(state) => state.dir.clone(),
             // No directory: no lab was ever started there.
@@ -58,9 +75,25 @@ pub async fn down(dir: &Path, docker: bool) -> anyhow::Result<Option<Down>> {
     let Some(state) = state else {
         return Ok(None);
     };
-    let pids: Vec<i32> = state.processes.iter().rev().map(|p| p.pid).collect();
     let alive = state.alive().len();
-    process::stop_all(&pids, Duration::from_secs(10));
+    // Agents and the emulator first, so their last telemetry reaches the
+    // stream; then the archiver, which stores what it holds and needs the
+    // control plane for its acknowledgement; the control plane last.
+    for phase in 0..3 {
+        let pids: Vec<i32> = state
+            .processes
+            .iter()
+            .rev()
+            .filter(|p| stop_phase(&p.name) == phase)
+            .map(|p| p.pid)
+            .collect();
+        let grace = if phase == 1 {
+            ARCHIVER_GRACE
+        } else {
+            Duration::from_secs(10)
+        };
+        process::stop_all(&pids, grace);
+    }
     // Anything else still running from the lab's files (e.g. a nats-server
     // whose agent was killed with SIGKILL before PDEATHSIG could act).
     let needle = state.dir.display().to_string();

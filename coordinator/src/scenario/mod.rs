@@ -49,6 +49,9 @@ pub struct RunArgs {
     /// Print the report's JSON instead of the table.
     #[arg(long, env = "GEOLB_JSON", global = true)]
     pub json: bool,
+    /// Export the report to S3 (`--export s3://...`, or the lab's `[archive]`).
+    #[command(flatten)]
+    pub export: crate::archive::cli::ExportArgs,
     /// The scenario.
     #[command(subcommand)]
     pub name: Scenario,
@@ -119,6 +122,7 @@ pub async fn run(args: &ScenarioArgs) -> anyhow::Result<ExitCode> {
     } else {
         emit(&report::print::render(&report))?;
     }
+    crate::archive::lab::after_run(&run.export, &lab.state, &report).await?;
     Ok(if report.passed {
         ExitCode::SUCCESS
     } else {
