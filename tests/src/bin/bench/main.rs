@@ -6,7 +6,7 @@
 //! exits non-zero only when a measurement could not be taken.
 //! `GEOLB_BENCH_QUICK=1` shortens the idle CPU window from 60 s to 10 s.
 //! `GEOLB_BENCH_ONLY=<group>[,<group>...]` runs only those groups (`binary_size`,
-//! `agent_idle`, `ack_latency`, `fanout_500`, `geo`, `lab`, `lab_docker`) and merges their figures into
+//! `agent_idle`, `ack_latency`, `fanout_500`, `geo`, `lab`, `lab_docker`, `archive`) and merges their figures into
 //! an existing `bench.json` instead of replacing it; e.g.
 //! `GEOLB_BENCH_ONLY=geo cargo run --release -p geolb-tests --bin bench`.
 //!
@@ -18,11 +18,13 @@
 //! - [`fanout`]: 500 agents: one `status` to all, and the fleet listing.
 //! - [`geo`]: 90 headless clients in a `GeoLab`: failover gaps, landing, loss, memory.
 //! - [`scenarios`]: the four lab scenarios on the default lab, from their reports.
+//! - [`archive`]: `geolb archive` to the local S3 server: rate, RSS, bytes per message.
 //! - [`report`]: figures, the table and `bench.json`.
 //! - [`stats`]: nearest-rank percentiles.
 
 mod agent_idle;
 mod agents;
+mod archive;
 mod binaries;
 mod fanout;
 mod geo;
@@ -136,6 +138,11 @@ async fn run_all(quick: bool, only: &Only, report: &mut Report) {
         println!("the lab's scenarios");
         let outcome = scenarios::run(report, false).await;
         report.outcome("lab", outcome);
+    }
+    if only.runs("archive") {
+        println!("the archiver, to the local S3 server");
+        let outcome = archive::run(report).await;
+        report.outcome("archive", outcome);
     }
     let images = [
         geolb_tests::docker::SERVER_IMAGE,
