@@ -220,6 +220,37 @@ async fn a_lab_run_lands_in_the_archive_as_it_was_published() {
     assert_eq!(rows[0]["scenario"], "dc-outage");
     assert_eq!(rows[0]["passed"], report["passed"]);
 
+    let explicit = format!("s3://{BUCKET}/explicit");
+    let endpoint = s3.endpoint();
+    let scale = lab.geolb_with(
+        &[
+            "scenario",
+            "run",
+            "--json",
+            "--export",
+            &explicit,
+            "--s3-endpoint",
+            &endpoint,
+            "scale",
+            "--region",
+            "ams",
+            "--clients",
+            "2",
+        ],
+        &s3.env(),
+    );
+    assert!(scale.status.success(), "{}", stderr(&scale));
+    let scaled: Value = serde_json::from_slice(&scale.stdout).unwrap();
+    let key = format!(
+        "explicit/v1/reports/dt={}/scenario=scale/{}.json.gz",
+        &scaled["started_at"].as_str().unwrap()[..10],
+        scaled["id"].as_str().unwrap()
+    );
+    assert!(
+        s3.archive("explicit").get(&key).await.is_ok(),
+        "--export overrides [archive]: {key}"
+    );
+
     let down = lab.geolb(&["lab", "down"]);
     assert!(down.status.success(), "{}", stderr(&down));
     let log = std::fs::read_to_string(lab.0.join("lab/logs/archiver.log")).unwrap();

@@ -308,6 +308,23 @@ mod tests {
     }
 
     #[test]
+    fn the_templates_archive_section_parses_once_uncommented() {
+        let text: String = TEMPLATE
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.starts_with('[') || rest.contains(" = ") => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config = LabConfig::parse(&text).unwrap();
+        let archive = config.archive.expect("an [archive] section");
+        assert_eq!(archive.to, "s3://geolb-telemetry/lab");
+        assert_eq!(archive.region.as_deref(), Some("us-west-004"));
+        assert!(archive.telemetry);
+    }
+
+    #[test]
     fn other_regions_work() {
         let config = LabConfig::parse(
             r#"regions = ["sgp", "nyc", "fra", "syd", "gru"]
