@@ -53,7 +53,7 @@ pub enum ArchiveError {
     #[error(transparent)]
     Stream(#[from] StreamError),
     /// The bucket refused for good, or stayed away past the shutdown grace.
-    #[error("{0}; the batch held ({1}) stays in the stream and is archived at the next start")]
+    #[error("{0}; what it held ({1}) stays in the stream and is archived at the next start")]
     Store(StoreError, String),
     /// The consumer's message flow cannot go on.
     #[error("the consumer of stream {stream} cannot go on: {0}", stream = stream::STREAM)]
@@ -108,9 +108,9 @@ pub async fn run(
     };
     tracing::info!(url = %archive.url(), endpoint = archive.endpoint(), control = control.url(), from = floor + 1, "Archiving telemetry.");
     if delivered > floor {
-        tokio::select! {
-            replayed = replay(control, stream, &mut state, floor + 1, delivered) => replayed?,
-            _ = shutdown.cancelled() => return state.flush().await.map(|_| ()),
+        replay(control, stream, &mut state, floor + 1, delivered, &shutdown).await?;
+        if shutdown.is_cancelled() {
+            return state.flush().await;
         }
     }
     let mut messages = consumer
@@ -138,10 +138,8 @@ pub async fn run(
                         tracing::warn!(subject = %message.subject, "Skipped a message without JetStream metadata.");
                         continue;
                     };
-                    tokio::select! {
-                        taken = state.take(record, Some(message)) => taken?,
-                        _ = shutdown.cancelled() => break,
-                    }
+                    // Not cancelled by a shutdown: a flush under way ends within the grace period.
+                    state.take(record, Some(message)).await?;
                 }
             },
         }
@@ -150,13 +148,14 @@ pub async fn run(
 }
 
 /// Feeds `from..=to` (delivered to a run that died, never acknowledged) from
-/// a temporary consumer.
+/// a temporary consumer, until done or `shutdown`.
 async fn replay(
     control: &Control,
     stream: &Stream,
     state: &mut State<'_>,
     from: u64,
     to: u64,
+    shutdown: &CancellationToken,
 ) -> Result<(), ArchiveError> {
     tracing::info!(from, to, "Replaying the messages a stopped run held.");
     let consumer =
@@ -166,7 +165,10 @@ async fn replay(
         .await
         .map_err(|e| ArchiveError::Consumer(e.to_string()))?;
     loop {
-        let next = tokio::time::timeout(Duration::from_secs(10), messages.next()).await;
+        let next = tokio::select! {
+            next = tokio::time::timeout(Duration::from_secs(10), messages.next()) => next,
+            _ = shutdown.cancelled() => return Ok(()),
+        };
         let message = match next {
             Ok(Some(Ok(message))) => message,
             Ok(Some(Err(e))) => {
@@ -327,7 +329,7 @@ impl State<'_> {
                 self.archive.list(folder)
             })
             .await
-            .map_err(|e| ArchiveError::Store(e, "nothing".into()))?;
+            .map_err(|e| ArchiveError::Store(e, "no batch yet".into()))?;
             for (key, _) in keys.iter().filter(|(k, _)| k.starts_with(&prefix)) {
                 if let Some((_, last)) = layout::batch_range(key) {
                     end = end.max(Some(last));

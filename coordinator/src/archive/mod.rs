@@ -20,7 +20,8 @@
 //! - [`url`]: `s3://BUCKET/PREFIX` (pure).
 //! - [`credentials`]: the key id and secret, from the environment or a file.
 //! - [`store`]: the bucket through `object_store` (path-style, no checksum
-//!   headers, multipart from 5 MiB) and its errors, transient or fatal.
+//!   headers, multipart from 5 MiB).
+//! - [`failure`]: what a failed request means: transient or fatal (pure).
 //! - [`layout`]: the keys (pure).
 //! - [`batch`]: NDJSON lines and batches (pure).
 //! - [`retry`]: capped backoff with jitter, and when to stop retrying.
@@ -38,6 +39,7 @@ pub mod cli;
 pub mod connect;
 pub mod credentials;
 pub mod export;
+pub mod failure;
 pub mod lab;
 pub mod layout;
 pub mod metrics;

@@ -6,12 +6,13 @@
 //!
 //! The store is built from explicit settings only (never `from_env`, which
 //! would also read `AWS_CHECKSUM_ALGORITHM`), and `object_store` retries
-//! nothing itself: every failure comes back here, is classified as
-//! transient (unreachable, timed out, 5xx) or fatal (credentials refused, no
-//! such bucket, a 4xx), and the callers retry the transient ones with a
-//! capped backoff they count.
+//! nothing itself: every failure comes back, classified transient or fatal
+//! ([`super::failure`]), and the callers retry the transient ones with a
+//! capped backoff they count ([`super::retry`]).
 
 use super::credentials::Credentials;
+use super::failure::classify;
+pub use super::failure::StoreError;
 use super::url::S3Url;
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -42,72 +43,6 @@ pub struct S3Config {
     pub region: String,
     /// Credentials.
     pub credentials: Credentials,
-}
-
-/// Why a request to the bucket failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    /// Nothing answered, or too late.
-    #[error("cannot reach the S3 endpoint {endpoint} (bucket {bucket}): {reason}; check --endpoint and that the server runs")]
-    Unreachable {
-        /// The endpoint.
-        endpoint: String,
-        /// The bucket.
-        bucket: String,
-        /// What failed.
-        reason: String,
-    },
-    /// The server answered 5xx.
-    #[error("the S3 endpoint {endpoint} (bucket {bucket}) failed: {reason}")]
-    ServerError {
-        /// The endpoint.
-        endpoint: String,
-        /// The bucket.
-        bucket: String,
-        /// Its status and error code.
-        reason: String,
-    },
-    /// The credentials were refused.
-    #[error("the S3 endpoint {endpoint} refused the credentials for bucket {bucket}: {code}; check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or --s3-credentials), and --region")]
-    Credentials {
-        /// The endpoint.
-        endpoint: String,
-        /// The bucket.
-        bucket: String,
-        /// S3's error code (`SignatureDoesNotMatch`, `InvalidAccessKeyId`, `AccessDenied`, ...).
-        code: String,
-    },
-    /// The bucket does not exist.
-    #[error("bucket {bucket} does not exist at the S3 endpoint {endpoint}; create it, or fix the bucket in --to")]
-    NoBucket {
-        /// The endpoint.
-        endpoint: String,
-        /// The bucket.
-        bucket: String,
-    },
-    /// Any other refusal (a 4xx): retrying would not help.
-    #[error("the S3 endpoint {endpoint} refused a request to bucket {bucket}: {reason}")]
-    Refused {
-        /// The endpoint.
-        endpoint: String,
-        /// The bucket.
-        bucket: String,
-        /// Status, error code and message.
-        reason: String,
-    },
-    /// The settings cannot make a store.
-    #[error("S3 settings: {0}")]
-    Config(String),
-}
-
-impl StoreError {
-    /// Whether retrying later may succeed.
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Unreachable { .. } | StoreError::ServerError { .. }
-        )
-    }
 }
 
 /// The bucket and prefix archives are written to.
@@ -192,7 +127,7 @@ impl Archive {
             .list_with_delimiter(Some(&prefix))
             .await
             .map(|_| ())
-            .map_err(|e| self.classify(&e))
+            .map_err(|e| classify(&e, &self.endpoint, &self.url.bucket))
     }
 
     /// Stores `body` at `key`: one PUT, or a multipart upload from [`MULTIPART_THRESHOLD`].
@@ -209,7 +144,7 @@ impl Archive {
                 .put_opts(&path, PutPayload::from_bytes(body), options)
                 .await
                 .map(|_| ())
-                .map_err(|e| self.classify(&e))
+                .map_err(|e| classify(&e, &self.endpoint, &self.url.bucket))
         } else {
             let options = PutMultipartOptions {
                 attributes,
@@ -219,7 +154,7 @@ impl Archive {
                 .store
                 .put_multipart_opts(&path, options)
                 .await
-                .map_err(|e| self.classify(&e))?;
+                .map_err(|e| classify(&e, &self.endpoint, &self.url.bucket))?;
             let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
             writer.put(body);
             // A failed upload is aborted (its parts discarded) by `finish` itself.
@@ -227,7 +162,7 @@ impl Archive {
                 .finish()
                 .await
                 .map(|_| ())
-                .map_err(|e| self.classify(&e))
+                .map_err(|e| classify(&e, &self.endpoint, &self.url.bucket))
         }
     }
 
@@ -239,7 +174,7 @@ impl Archive {
             .list(Some(&path))
             .try_collect()
             .await
-            .map_err(|e| self.classify(&e))?;
+            .map_err(|e| classify(&e, &self.endpoint, &self.url.bucket))?;
         Ok(objects
             .into_iter()
             .map(|o| (o.location.to_string(), o.size))
@@ -249,83 +184,19 @@ impl Archive {
     /// The object at `key`.
     pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
         let path = self.path(key)?;
-        let result = self.store.get(&path).await.map_err(|e| self.classify(&e))?;
-        result.bytes().await.map_err(|e| self.classify(&e))
+        let result = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| classify(&e, &self.endpoint, &self.url.bucket))?;
+        result
+            .bytes()
+            .await
+            .map_err(|e| classify(&e, &self.endpoint, &self.url.bucket))
     }
 
     fn path(&self, key: &str) -> Result<Path, StoreError> {
         Path::parse(key).map_err(|e| StoreError::Config(format!("bad key {key:?}: {e}")))
-    }
-
-    /// Sorts an `object_store` error into what the caller can do about it.
-    fn classify(&self, error: &object_store::Error) -> StoreError {
-        let (endpoint, bucket) = (self.endpoint.clone(), self.url.bucket.clone());
-        let text = error.to_string();
-        let code = xml_tag(&text, "Code");
-        match error {
-            object_store::Error::PermissionDenied { .. }
-            | object_store::Error::Unauthenticated { .. } => {
-                if code.as_deref() == Some("NoSuchBucket") {
-                    return StoreError::NoBucket { endpoint, bucket };
-                }
-                return StoreError::Credentials {
-                    endpoint,
-                    bucket,
-                    code: code.unwrap_or_else(|| "access denied".into()),
-                };
-            }
-            object_store::Error::NotFound { .. } if code.as_deref() == Some("NoSuchBucket") => {
-                return StoreError::NoBucket { endpoint, bucket };
-            }
-            _ => {}
-        }
-        if let Some(kind) = http_error_kind(error) {
-            use object_store::client::HttpErrorKind as K;
-            if matches!(kind, K::Connect | K::Request | K::Timeout | K::Interrupted) {
-                return StoreError::Unreachable {
-                    endpoint,
-                    bucket,
-                    reason: innermost(error),
-                };
-            }
-        }
-        let status = status_of(&text);
-        let reason = match (&status, &code) {
-            (Some(s), Some(c)) => format!("{s} {c}"),
-            (Some(s), None) => s.clone(),
-            _ => innermost(error),
-        };
-        match status.as_deref().and_then(|s| s.get(..1)) {
-            Some("5") => StoreError::ServerError {
-                endpoint,
-                bucket,
-                reason,
-            },
-            Some("4") if code.as_deref() == Some("NoSuchBucket") => {
-                StoreError::NoBucket { endpoint, bucket }
-            }
-            Some("4")
-                if status
-                    .as_deref()
-                    .is_some_and(|s| s.starts_with("401") || s.starts_with("403")) =>
-            {
-                StoreError::Credentials {
-                    endpoint,
-                    bucket,
-                    code: code.unwrap_or(reason),
-                }
-            }
-            Some("4") => StoreError::Refused {
-                endpoint,
-                bucket,
-                reason,
-            },
-            _ => StoreError::Unreachable {
-                endpoint,
-                bucket,
-                reason,
-            },
-        }
     }
 }
 
@@ -340,58 +211,9 @@ fn is_loopback(endpoint: &str) -> bool {
     host == "localhost" || host.starts_with("127.") || host == "[::1]"
 }
 
-/// The `HttpErrorKind` somewhere in `error`'s sources.
-fn http_error_kind(error: &object_store::Error) -> Option<object_store::client::HttpErrorKind> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
-    while let Some(e) = source {
-        if let Some(http) = e.downcast_ref::<object_store::client::HttpError>() {
-            return Some(http.kind());
-        }
-        source = e.source();
-    }
-    None
-}
-
-/// The last error of the chain, in a few words (`Connection refused`).
-fn innermost(error: &object_store::Error) -> String {
-    let mut last = error.to_string();
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
-    while let Some(e) = source {
-        last = e.to_string();
-        source = e.source();
-    }
-    last.lines().next().unwrap_or_default().to_string()
-}
-
-/// `403 Forbidden` from object_store's "status code: 403 Forbidden" text.
-fn status_of(text: &str) -> Option<String> {
-    let rest = text.split("status code: ").nth(1)?;
-    let end = rest.find(':').unwrap_or(rest.len());
-    Some(rest[..end].trim().to_string())
-}
-
-/// The text of `<tag>` in an S3 XML error body.
-fn xml_tag(text: &str, tag: &str) -> Option<String> {
-    let start = text.find(&format!("<{tag}>"))? + tag.len() + 2;
-    let end = text[start..].find(&format!("</{tag}>"))? + start;
-    Some(text[start..end].to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_s3_error_bodies() {
-        let text = "Generic S3 error: Error performing PUT http://127.0.0.1:1/b/k in 2ms - Server returned non-2xx status code: 403 Forbidden: <?xml version=\"1.0\"?><Error><Code>SignatureDoesNotMatch</Code><Message>no</Message></Error>";
-        assert_eq!(
-            xml_tag(text, "Code").as_deref(),
-            Some("SignatureDoesNotMatch")
-        );
-        assert_eq!(status_of(text).as_deref(), Some("403 Forbidden"));
-        assert_eq!(xml_tag("nothing", "Code"), None);
-        assert_eq!(status_of("nothing"), None);
-    }
 
     #[test]
     fn tells_loopback_endpoints() {
