@@ -18,6 +18,16 @@ pub enum StoreError {
         /// What failed.
         reason: String,
     },
+    /// The server's certificate was refused: retrying would not help.
+    #[error("TLS to the S3 endpoint {endpoint} (bucket {bucket}) failed: {reason}; check the endpoint (its certificate must be trusted by the system's roots)")]
+    Tls {
+        /// The endpoint.
+        endpoint: String,
+        /// The bucket.
+        bucket: String,
+        /// What the TLS library said.
+        reason: String,
+    },
     /// The server answered 5xx.
     #[error("the S3 endpoint {endpoint} (bucket {bucket}) failed: {reason}")]
     ServerError {
@@ -96,11 +106,19 @@ pub fn classify(error: &object_store::Error, endpoint: &str, bucket: &str) -> St
     }
     if let Some(kind) = http_error_kind(error) {
         use object_store::client::HttpErrorKind as K;
+        let reason = innermost(error);
+        if reason.contains("certificate") {
+            return StoreError::Tls {
+                endpoint,
+                bucket,
+                reason,
+            };
+        }
         if matches!(kind, K::Connect | K::Request | K::Timeout | K::Interrupted) {
             return StoreError::Unreachable {
                 endpoint,
                 bucket,
-                reason: innermost(error),
+                reason,
             };
         }
     }
