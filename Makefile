@@ -6,12 +6,15 @@ SHELL := bash
 CARGO ?= cargo
 # Pinned nats-server versions: the lab default, the previous minor and the upgrade target.
 NATS_VERSIONS ?= 2.11.11 2.12.8 2.14.6
+# SeaweedFS: `weed mini` is the S3 server of the archive tests and benchmarks.
+SEAWEEDFS_VERSION ?= 4.48
 
 .PHONY: tools build static-agent images test lint bench demo fuzz clean
 
-## tools: download the pinned nats-server binaries into .tools/nats-server/<version>/
+## tools: download the pinned nats-server binaries into .tools/nats-server/<version>/, and SeaweedFS into .tools/seaweedfs/<version>/
 tools:
 	./scripts/install-nats-server.sh $(NATS_VERSIONS)
+	./scripts/install-seaweedfs.sh $(SEAWEEDFS_VERSION)
 
 ## build: compile every crate and target of the workspace
 build:

@@ -56,6 +56,8 @@ pub enum Command {
     Binary(crate::objects::ObjectArgs),
     /// Payload files on the control plane for `client --payload obj:NAME`: put, ls, rm.
     Data(crate::objects::ObjectArgs),
+    /// Archive the control plane's telemetry to S3 (s3://BUCKET/PREFIX) until SIGTERM.
+    Archive(crate::archive::cli::ArchiveArgs),
 }
 
 /// Parses the command line; `Err` holds the exit code after help, version or a usage error was printed.
@@ -107,6 +109,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Fly(args) => crate::fly::run(args),
         Command::Binary(args) => crate::objects::run_binary(&cli.lab_control().await?, args).await,
         Command::Data(args) => crate::objects::run_data(&cli.lab_control().await?, args).await,
+        Command::Archive(args) => crate::archive::cli::run(&cli.control, args).await,
     }
 }
 

@@ -130,6 +130,15 @@ impl RequestFailure {
 impl Control {
     /// Connects to the control plane named by `args`, failing fast.
     pub async fn connect(args: &ControlArgs) -> Result<Control, ControlError> {
+        Control::connect_with(args, |options| options).await
+    }
+
+    /// [`Control::connect`] with more options set by `customize` (an inbox
+    /// prefix, an event callback).
+    pub async fn connect_with(
+        args: &ControlArgs,
+        customize: impl FnOnce(async_nats::ConnectOptions) -> async_nats::ConnectOptions,
+    ) -> Result<Control, ControlError> {
         let server_url = args.server_url();
         let raw = server_url.trim();
         if raw.is_empty() {
@@ -140,10 +149,11 @@ impl Control {
             url: url.clone(),
             reason,
         })?;
-        let options = args
-            .options(CLIENT_NAME)
-            .await?
-            .connection_timeout(CONNECT_TIMEOUT);
+        let options = customize(
+            args.options(CLIENT_NAME)
+                .await?
+                .connection_timeout(CONNECT_TIMEOUT),
+        );
         let client = options
             .connect(servers)
             .await

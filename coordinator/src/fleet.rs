@@ -2,7 +2,9 @@
 //!
 //! The source of truth is the JetStream stream [`geolb_proto::subject::HEARTBEAT_STREAM`]
 //! on `geolb.hb.>`, keeping one message per subject (so one per agent) in
-//! memory for an hour. The coordinator creates it when missing and reads it
+//! memory for an hour; or, when it exists, the telemetry stream
+//! [`geolb_proto::subject::TELEMETRY_STREAM`] (every heartbeat, within its
+//! limits), of which the listing reads the last heartbeat per subject too. The coordinator creates it when missing and reads it
 //! with an ordered consumer delivering the last message per subject, until
 //! nothing is pending. A stream created just now holds nothing yet, so the
 //! first listing waits [`LISTEN_WINDOW`] before reading. A control plane

@@ -30,8 +30,10 @@
 //! - [`lab`]: the local lab (processes or containers): `lab init|up|status|down`.
 //! - [`fly`]: `fly scale` and `fly deploy`, the one place that builds flyctl command lines.
 //! - [`objects`]: `binary` and `data`, files kept in the control plane's Object Store buckets.
+//! - [`archive`]: `archive` and `report export`: telemetry and reports to S3.
 //! - [`table`]: aligned text columns (pure).
 
+pub mod archive;
 pub mod cli;
 pub mod cmd;
 pub mod control;

@@ -14,6 +14,9 @@ pub const METRICS_ALL: &str = "geolb.metrics.>";
 pub const CLIENTS_ALL: &str = "geolb.client.>";
 /// JetStream stream keeping the last heartbeat of every agent, for `fleet ls`.
 pub const HEARTBEAT_STREAM: &str = "GEOLB_HEARTBEATS";
+/// JetStream stream keeping every heartbeat, event, metric and client record
+/// (within limits) for the archiver; `fleet ls` reads it when it exists.
+pub const TELEMETRY_STREAM: &str = "GEOLB_TELEMETRY";
 
 /// Prefix of one agent's command endpoints: `geolb.agent.<id>`.
 pub fn command_group(agent_id: &str) -> String {

@@ -32,10 +32,14 @@
 //! - [`dns`]: `DnsServer`, A and AAAA records a test changes at run time, per client if need be.
 //! - [`netns`]: `Lan`, network namespaces on a bridge, each a host with an IPv6 address of its own.
 //! - [`hand_fleet`]: `HandFleet`, a fleet started by hand (no `geolb lab`), optionally behind agents' front links.
+//! - [`archive`]: `geolb archive` as a child, and the archive read back and checked.
+//! - [`s3`]: `S3Server`, SeaweedFS's S3 gateway on loopback (skip by name, or fail under
+//!   `GEOLB_REQUIRE_S3=1`), stopped and started again for outages.
 //! - [`geo`]: `GeoLab`, a super-cluster behind the WAN emulator, with faults, and
 //!   `ClientProc`, a headless client whose records are read as they come.
 
 pub mod agent;
+pub mod archive;
 pub mod cluster;
 pub mod config;
 pub mod dns;
@@ -50,6 +54,7 @@ pub mod pki;
 pub mod ports;
 pub mod process;
 pub mod procfs;
+pub mod s3;
 pub mod secure;
 pub mod server;
 pub mod supercluster;

@@ -44,6 +44,7 @@ impl SecureControlPlane {
                 .map(|(id, region)| (id.to_string(), region.to_string()))
                 .collect(),
             clients,
+            archiver: true,
             ..Default::default()
         };
         let layout = layout(&dir, &spec).expect("lay out the control plane");
@@ -62,7 +63,7 @@ impl SecureControlPlane {
         self.server.client_url()
     }
 
-    /// The seed file of identity `name` (`coordinator`, `agent-<id>`, `client-<n>`, `signing`).
+    /// The seed file of identity `name` (`coordinator`, `agent-<id>`, `client-<n>`, `archiver`, `signing`).
     pub fn seed(&self, name: &str) -> &Path {
         &self
             .layout

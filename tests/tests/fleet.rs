@@ -73,3 +73,40 @@ async fn lists_agents_and_tells_stale_from_lost() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn lists_agents_from_the_telemetry_stream_once_it_replaced_the_heartbeat_stream() {
+    let control = NatsServer::start(default_version(), ServerConfig::default().jetstream());
+    let url = control.client_url();
+    let _agent = AgentBuilder::new("fl-tel", "lon")
+        .control(&url)
+        .arg("--role")
+        .arg("client")
+        .spawn(&["sleep", "60"]);
+    let live = || async {
+        let rows = fleet(&url);
+        (liveness_of(&rows, "fl-tel").as_deref() == Some("live")).then_some(())
+    };
+    wait_for("the agent listed from GEOLB_HEARTBEATS", T, live).await;
+    let client = async_nats::connect(&url).await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    assert!(js.get_stream("GEOLB_HEARTBEATS").await.is_ok());
+
+    let coordinator = geolb::Control::from_client(client, url.clone());
+    let limits = geolb::archive::stream::StreamLimits::default();
+    geolb::archive::stream::ensure(&coordinator, limits, None)
+        .await
+        .unwrap();
+    assert!(js.get_stream("GEOLB_HEARTBEATS").await.is_err(), "replaced");
+    wait_for("the agent listed from GEOLB_TELEMETRY", T, live).await;
+    assert!(
+        js.get_stream("GEOLB_HEARTBEATS").await.is_err(),
+        "fleet ls reads the telemetry stream and makes no other"
+    );
+    let telemetry = js.get_stream("GEOLB_TELEMETRY").await.unwrap();
+    wait_for("every heartbeat kept, not only the last", T, || {
+        let mut telemetry = telemetry.clone();
+        async move { (telemetry.info().await.ok()?.state.messages >= 3).then_some(()) }
+    })
+    .await;
+}

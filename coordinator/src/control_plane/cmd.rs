@@ -35,9 +35,12 @@ pub struct InitArgs {
     /// How many client or observer identities to make.
     #[arg(long, default_value_t = 1)]
     pub clients: usize,
-    /// Another JetStream stream the coordinator manages (GEOLB_HEARTBEATS and the object buckets always are).
+    /// Another JetStream stream the coordinator manages (GEOLB_HEARTBEATS, GEOLB_TELEMETRY and the object buckets always are).
     #[arg(long = "stream", value_name = "NAME")]
     pub streams: Vec<String>,
+    /// Also make the `archiver` identity, for `geolb archive` (reads the telemetry stream only).
+    #[arg(long)]
+    pub archiver: bool,
     /// Print the layout as JSON.
     #[arg(long, env = "GEOLB_JSON")]
     pub json: bool,
@@ -62,6 +65,7 @@ impl InitArgs {
             streams: self.streams.clone(),
             coordinator_publish: Vec::new(),
             emulators: Vec::new(),
+            archiver: self.archiver,
         })
     }
 }
@@ -132,6 +136,12 @@ fn human(layout: &Layout) -> String {
         out.push_str(&format!(
             "  nats --nkey {} sub 'geolb.evt.>'\n",
             c.seed_path.display()
+        ));
+    }
+    if let Some(a) = layout.identity(super::ARCHIVER) {
+        out.push_str(&format!(
+            "  geolb --nkey-file {} archive --to s3://BUCKET/PREFIX ...\n",
+            a.seed_path.display()
         ));
     }
     out.push_str(

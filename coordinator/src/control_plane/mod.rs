@@ -27,6 +27,8 @@ pub const AUTH_FILE: &str = "authorization.conf";
 pub const SIGNING: &str = "signing";
 /// Name of the coordinator's identity.
 pub const COORDINATOR: &str = "coordinator";
+/// Name of the archiver's identity.
+pub const ARCHIVER: &str = "archiver";
 
 /// What to lay out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,13 +37,15 @@ pub struct LayoutSpec {
     pub agents: Vec<(String, String)>,
     /// Client or observer identities to make (`client-1`, `client-2`, ...).
     pub clients: usize,
-    /// JetStream streams the coordinator manages (`GEOLB_HEARTBEATS` and the
-    /// object buckets' streams are always added).
+    /// JetStream streams the coordinator manages (`GEOLB_HEARTBEATS`,
+    /// `GEOLB_TELEMETRY` and the object buckets' streams are always added).
     pub streams: Vec<String>,
     /// More subjects the coordinator may publish (e.g. a report stream's subjects).
     pub coordinator_publish: Vec<String>,
     /// WAN emulators by id (identity `wan-<id>`, driven on `geolb.wan.<id>.*`).
     pub emulators: Vec<String>,
+    /// Whether to make the `archiver` identity (reads the telemetry stream only).
+    pub archiver: bool,
 }
 
 /// What an identity is for.
@@ -56,6 +60,8 @@ pub enum IdentityKind {
     Client,
     /// A WAN emulator: answers on its own `geolb.wan.<id>.*`.
     Emulator,
+    /// `geolb archive`: reads the telemetry stream through its consumers, nothing else.
+    Archiver,
     /// Signs commands (not a NATS user: agents get its public key as `--trust`).
     Signing,
 }
@@ -142,7 +148,10 @@ pub fn layout(dir: &Path, spec: &LayoutSpec) -> Result<Layout, LayoutError> {
         .mode(0o700)
         .create(dir)
         .map_err(|source| io(dir, source))?;
-    let mut streams = vec![subject::HEARTBEAT_STREAM.to_string()];
+    let mut streams = vec![
+        subject::HEARTBEAT_STREAM.to_string(),
+        subject::TELEMETRY_STREAM.to_string(),
+    ];
     streams.extend(permissions::BUCKETS.map(geolb_proto::objects::stream));
     for name in &spec.streams {
         if !streams.contains(name) {
@@ -170,6 +179,10 @@ pub fn layout(dir: &Path, spec: &LayoutSpec) -> Result<Layout, LayoutError> {
         subject::validate_name("emulator id", id)?;
         let p = permissions::emulator(id);
         planned.push((format!("wan-{id}"), IdentityKind::Emulator, None, p));
+    }
+    if spec.archiver {
+        let p = permissions::archiver(subject::TELEMETRY_STREAM);
+        planned.push((ARCHIVER.into(), IdentityKind::Archiver, None, p));
     }
     for n in 1..=spec.clients {
         let p = permissions::client();

@@ -16,7 +16,9 @@
 //!   buckets among them, which only it writes), and reads every telemetry
 //!   subject and its `_INBOX.>`;
 //! - a **client** (observer: dashboards, `nats sub`, `nats micro ls`) reads
-//!   telemetry and may send discovery requests; it publishes nothing else.
+//!   telemetry and may send discovery requests; it publishes nothing else;
+//! - the **archiver** reads the telemetry stream through its consumers and
+//!   acknowledges; it manages no stream and sees only its own replies.
 
 use geolb_proto::objects::{self, BINARIES_BUCKET, DATA_BUCKET};
 use geolb_proto::subject::SERVICE_NAME;
@@ -166,6 +168,27 @@ pub fn coordinator(streams: &[String], extra: &[String]) -> Permissions {
     }
 }
 
+/// The archiver: reads stream `stream` through its own consumers and
+/// acknowledges what it stored; it may not create, change or delete
+/// streams, delete consumers, publish telemetry or send commands, and it
+/// receives replies on its own inbox prefix only.
+pub fn archiver(stream: &str) -> Permissions {
+    let publish = vec![
+        "$JS.API.INFO".to_string(),
+        format!("$JS.API.STREAM.INFO.{stream}"),
+        format!("$JS.API.CONSUMER.CREATE.{stream}.>"),
+        format!("$JS.API.CONSUMER.DURABLE.CREATE.{stream}.>"),
+        format!("$JS.API.CONSUMER.INFO.{stream}.>"),
+        format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.>"),
+        format!("$JS.ACK.{stream}.>"),
+    ];
+    Permissions {
+        publish,
+        subscribe: vec![format!("{}.>", crate::archive::connect::INBOX_PREFIX)],
+        allow_responses: false,
+    }
+}
+
 /// A client or observer: reads telemetry, may ask who is there.
 pub fn client() -> Permissions {
     let mut subscribe = telemetry();
@@ -275,6 +298,25 @@ mod tests {
             .publish
             .contains(&"$JS.API.STREAM.*.GEOLB_HEARTBEATS".to_string()));
         assert!(!client().publish.iter().any(|s| s.starts_with("geolb.")));
+    }
+
+    #[test]
+    fn the_archiver_reads_one_stream_and_sends_nothing_else() {
+        let a = archiver("GEOLB_TELEMETRY");
+        assert!(a
+            .publish
+            .contains(&"$JS.API.CONSUMER.MSG.NEXT.GEOLB_TELEMETRY.>".to_string()));
+        assert!(
+            a.publish.iter().all(|s| s.starts_with("$JS.")),
+            "{:?}",
+            a.publish
+        );
+        assert!(!a
+            .publish
+            .iter()
+            .any(|s| s.contains("DELETE") || s.contains("STREAM.*")));
+        assert_eq!(a.subscribe, ["_INBOX.archiver.>"]);
+        assert!(!a.allow_responses);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The heartbeat stream: created when missing, read last-per-subject; and
-//! the fallback of listening to live heartbeats.
+//! The heartbeat stream: `GEOLB_TELEMETRY` when the archiver or the lab
+//! made it, else `GEOLB_HEARTBEATS`, created when missing; read
+//! last-per-subject; and the fallback of listening to live heartbeats.
 
 use super::{FleetError, LISTEN_WINDOW, READ_TIMEOUT};
 use crate::control::Control;
@@ -35,9 +36,13 @@ fn stream_config() -> Config {
     }
 }
 
-/// Makes sure the heartbeat stream exists, creating it when missing.
+/// The stream holding heartbeats: the telemetry stream when it exists (it
+/// takes `geolb.hb.>` too), else `GEOLB_HEARTBEATS`, created when missing.
 pub async fn ensure_heartbeat_stream(control: &Control) -> Result<Ensured, FleetError> {
     let js = async_nats::jetstream::new(control.client().clone());
+    if let Ok(stream) = js.get_stream(subject::TELEMETRY_STREAM).await {
+        return Ok(Ensured::Existing(Box::new(stream)));
+    }
     let err = match js.get_stream(subject::HEARTBEAT_STREAM).await {
         Ok(stream) => return Ok(Ensured::Existing(Box::new(stream))),
         Err(err) => err,

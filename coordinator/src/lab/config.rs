@@ -25,6 +25,9 @@ pub struct LabConfig {
     pub clients: ClientsConfig,
     /// Round-trip times.
     pub latency: LatencyConfig,
+    /// Telemetry and reports to S3 (none by default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive: Option<crate::archive::lab::ArchiveConfig>,
 }
 
 /// Clients per region, by strategy, and their traffic.
@@ -69,6 +72,7 @@ impl Default for LabConfig {
             ports_base: 14_000,
             clients: ClientsConfig::default(),
             latency: LatencyConfig::default(),
+            archive: None,
         }
     }
 }
@@ -179,6 +183,9 @@ impl LabConfig {
                 self.ports_needed(),
                 60_000 - self.ports_needed()
             ));
+        }
+        if let Some(archive) = &self.archive {
+            archive.validate().map_err(ConfigError::Invalid)?;
         }
         self.rtt_matrix().map(|_| ())
     }
@@ -294,6 +301,19 @@ intra_region = "0.5ms"
 "lon-ams" = "8ms"
 "lon-dfw" = "105ms"
 "ams-dfw" = "115ms"
+
+# Telemetry and reports to S3-compatible storage (none by default). With
+# this section, `lab up` runs `geolb archive` beside the control plane and
+# every `scenario run` exports its report; credentials come from
+# AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or credentials_file.
+# [archive]
+# to = "s3://geolb-telemetry/lab"
+# endpoint = "https://s3.us-west-004.backblazeb2.com"
+# region = "us-west-004"
+# credentials_file = "/path/to/aws-credentials"
+# telemetry = true            # false: export the reports only
+# flush_interval = "60s"
+# max_batch_bytes = 10485760
 "#;
 
 #[cfg(test)]
@@ -304,6 +324,23 @@ mod tests {
     fn the_template_is_the_default() {
         assert_eq!(LabConfig::parse(TEMPLATE).unwrap(), LabConfig::default());
         assert_eq!(LabConfig::parse("").unwrap(), LabConfig::default());
+    }
+
+    #[test]
+    fn the_templates_archive_section_parses_once_uncommented() {
+        let text: String = TEMPLATE
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.starts_with('[') || rest.contains(" = ") => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config = LabConfig::parse(&text).unwrap();
+        let archive = config.archive.expect("an [archive] section");
+        assert_eq!(archive.to, "s3://geolb-telemetry/lab");
+        assert_eq!(archive.region.as_deref(), Some("us-west-004"));
+        assert!(archive.telemetry);
     }
 
     #[test]
@@ -343,6 +380,8 @@ mod tests {
             ("[clients]\nprofile = \"audio\"", "profile"),
             ("[clients]\nrate = 0", "rate"),
             ("[clients]\npayload = \"obj:../x\"", "payload"),
+            ("[archive]\nto = \"geolb/lab\"", "archive.to"),
+            ("[archive]\nto = \"s3://geolb\"\nbucket = \"x\"", "unknown field"),
         ];
         for (text, want) in cases {
             let err = LabConfig::parse(text).expect_err(text).to_string();

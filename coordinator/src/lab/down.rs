@@ -9,6 +9,21 @@ use super::state::{Backend, LabState};
 use std::path::Path;
 use std::time::Duration;
 
+/// How long the archiver may take to store its last batch (its shutdown timeout and some).
+const ARCHIVER_GRACE: Duration = Duration::from_secs(35);
+
+/// When a lab process is stopped: 0 first, 2 last. Agents and the emulator
+/// first, so their last telemetry reaches the stream; then the archiver,
+/// which stores what it holds and needs the control plane for its
+/// acknowledgement; the control plane last.
+fn stop_phase(name: &str) -> u8 {
+    match name {
+        "control" => 2,
+        "archiver" => 1,
+        _ => 0,
+    }
+}
+
 /// What `lab down` did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Down {
@@ -44,7 +59,9 @@ pub async fn down(dir: &Path, sweep_containers: bool) -> anyhow::Result<Option<D
     Ok(Some(down))
 }
 
-/// Stops everything `state` says the lab started, by its backend.
+/// Stops everything `state` says the lab started, by its backend: the
+/// processes on this machine first (for a lab in containers, the archiver
+/// and the dashboard beside them), then the containers.
 pub async fn teardown(state: &LabState) -> anyhow::Result<Down> {
     let mut down = processes(state);
     if let Backend::Containers(_) = state.backend {
@@ -60,9 +77,21 @@ pub async fn teardown(state: &LabState) -> anyhow::Result<Down> {
 /// running from the lab's files (e.g. a nats-server whose agent was killed
 /// with SIGKILL before PDEATHSIG could act).
 fn processes(state: &LabState) -> Down {
-    let pids: Vec<i32> = state.processes.iter().rev().map(|p| p.pid).collect();
     let alive = state.alive().len();
-    process::stop_all(&pids, Duration::from_secs(10));
+    for phase in 0..3 {
+        let pids: Vec<i32> = state
+            .processes
+            .iter()
+            .rev()
+            .filter(|p| stop_phase(&p.name) == phase)
+            .map(|p| p.pid)
+            .collect();
+        let grace = match phase {
+            1 => ARCHIVER_GRACE,
+            _ => Duration::from_secs(10),
+        };
+        process::stop_all(&pids, grace);
+    }
     let needle = state.dir.display().to_string();
     let strays = process::mentioning(&needle);
     let left = process::stop_all(&strays, Duration::from_secs(3))

@@ -140,7 +140,12 @@ impl Launcher {
 }
 
 /// Starts one process and records it at once, so a crash leaves it findable.
-fn launch(state: &mut LabState, name: &str, program: &Path, args: &[String]) -> anyhow::Result<()> {
+pub(super) fn launch(
+    state: &mut LabState,
+    name: &str,
+    program: &Path,
+    args: &[String],
+) -> anyhow::Result<()> {
     let log = state.dir.join("logs").join(format!("{name}.log"));
     let pid = process::spawn(program, args, &log)?;
     state.processes.push(LabProcess {

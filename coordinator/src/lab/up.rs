@@ -32,6 +32,9 @@ pub async fn up(config: LabConfig, dir: &Path, launcher: Launcher) -> anyhow::Re
     let backend = launcher.backend(&dir);
     let topology = Topology::plan_for(&config, backend.placement());
     check_ports_free(&config, &topology)?;
+    if let Some(archive) = &config.archive {
+        crate::archive::lab::check(archive).await?;
+    }
     let mut state = LabState {
         dir: dir.clone(),
         control_url: format!("nats://127.0.0.1:{}", topology.control_port),
@@ -91,7 +94,9 @@ async fn start(state: &mut LabState, t: &Topology, launcher: &Launcher) -> anyho
         .launch(state, t, "control", docker::Kind::Control, command)
         .await?;
     let control = ready::control_plane(state, Duration::from_secs(10)).await?;
-    crate::fleet::ensure_heartbeat_stream(&control).await?;
+    let limits = crate::archive::stream::StreamLimits::default();
+    crate::archive::stream::ensure(&control, limits, None).await?;
+    start_archiver(state)?;
 
     let links = dir.join("links.json");
     std::fs::write(&links, serde_json::to_vec_pretty(&t.links)?)?;
@@ -225,6 +230,18 @@ pub fn client_args(
     args
 }
 
+/// With `[archive] telemetry`, `geolb archive` as the lab's process
+/// `archiver` (here, also for a lab in containers: the control plane is
+/// published on 127.0.0.1), under the `archiver` identity.
+fn start_archiver(state: &mut LabState) -> anyhow::Result<()> {
+    let Some(archive) = state.config.archive.clone().filter(|a| a.telemetry) else {
+        return Ok(());
+    };
+    let seed = state.identity("archiver")?.seed_path.display().to_string();
+    let args = crate::archive::lab::archiver_args(&archive, &state.control_url, &seed);
+    super::launch::launch(state, "archiver", &std::env::current_exe()?, &args)
+}
+
 /// `geolb-agent run` and its flags for one agent: its identity, and the
 /// key whose signed commands it obeys.
 fn agent_args(
@@ -291,6 +308,7 @@ fn identities(state: &mut LabState, t: &Topology) -> anyhow::Result<crate::contr
         streams: vec![crate::report::store::STREAM.to_string()],
         coordinator_publish: vec!["geolb.wan.>".to_string(), "geolb.report.>".to_string()],
         emulators: vec!["wan".to_string()],
+        archiver: true,
     };
     let layout = crate::control_plane::layout(&state.dir.join("keys"), &spec)?;
     state.identities = layout

@@ -1,4 +1,4 @@
-//! `geolb report ls | show ID`.
+//! `geolb report ls | summary | show ID | export`.
 
 use super::{print, store};
 use crate::control::Control;
@@ -30,6 +30,8 @@ pub enum ReportCommand {
         #[arg(long, default_value_t = 10)]
         last: usize,
     },
+    /// Export reports to S3: the JSON and one row per run (see docs/archive.md).
+    Export(crate::archive::cli::ExportReportArgs),
     /// Show one report.
     Show {
         /// Report id (from `report ls`).
@@ -68,6 +70,9 @@ pub async fn run(control: &Control, args: &ReportArgs) -> anyhow::Result<ExitCod
             let reports = store::list(control).await?;
             let newest = &reports[reports.len().saturating_sub(*last)..];
             emit(&summary_table(newest))?;
+        }
+        ReportCommand::Export(export) => {
+            return crate::archive::cli::export_reports(control, export).await
         }
         ReportCommand::Show { id, json } => {
             let report = store::get(control, id).await?;

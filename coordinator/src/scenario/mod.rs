@@ -60,6 +60,9 @@ pub struct RunArgs {
     /// Print the report's JSON instead of the table.
     #[arg(long, env = "GEOLB_JSON", global = true)]
     pub json: bool,
+    /// Export the report to S3 (`--export s3://...`, or the lab's `[archive]`).
+    #[command(flatten)]
+    pub export: crate::archive::cli::ExportArgs,
     /// The scenario.
     #[command(subcommand)]
     pub name: Scenario,
@@ -151,6 +154,11 @@ pub async fn run(cli: &Cli, args: &ScenarioArgs) -> anyhow::Result<ExitCode> {
     } else {
         emit(&report::print::render(&report))?;
     }
+    let lab_archive = match &fleet.source {
+        Source::Lab(state) => state.config.archive.as_ref(),
+        Source::Control(_) => None,
+    };
+    crate::archive::lab::after_run(&run.export, lab_archive, &report).await?;
     Ok(if report.passed {
         ExitCode::SUCCESS
     } else {

@@ -6,7 +6,7 @@
 //! exits non-zero only when a measurement could not be taken.
 //! `GEOLB_BENCH_QUICK=1` shortens the idle CPU window from 60 s to 10 s.
 //! `GEOLB_BENCH_ONLY=<group>[,<group>...]` runs only those groups (`binary_size`,
-//! `agent_idle`, `ack_latency`, `fanout_500`, `inject`, `geo`, `lab`, `fleet`, `lab_docker`) and merges their figures into
+//! `agent_idle`, `ack_latency`, `fanout_500`, `inject`, `geo`, `lab`, `fleet`, `lab_docker`, `archive`) and merges their figures into
 //! an existing `bench.json` instead of replacing it; e.g.
 //! `GEOLB_BENCH_ONLY=geo cargo run --release -p geolb-tests --bin bench`.
 //!
@@ -20,11 +20,13 @@
 //! - [`geo`]: 90 headless clients in a `GeoLab`: failover gaps, landing, loss, memory.
 //! - [`scenarios`]: the four lab scenarios on the default lab, from their reports.
 //! - [`fleet`]: dc-outage on a fleet started by hand beside the lab's, and a front link's cost.
+//! - [`archive`]: `geolb archive` to the local S3 server: rate, RSS, bytes per message.
 //! - [`report`]: figures, the table and `bench.json`.
 //! - [`stats`]: nearest-rank percentiles.
 
 mod agent_idle;
 mod agents;
+mod archive;
 mod binaries;
 mod fanout;
 mod fleet;
@@ -150,6 +152,11 @@ async fn run_all(quick: bool, only: &Only, report: &mut Report) {
         println!("scenarios on a fleet started by hand (compare with the lab's above)");
         let outcome = fleet::run(report).await;
         report.outcome("fleet", outcome);
+    }
+    if only.runs("archive") {
+        println!("the archiver, to the local S3 server");
+        let outcome = archive::run(report).await;
+        report.outcome("archive", outcome);
     }
     let images = [
         geolb_tests::docker::SERVER_IMAGE,
