@@ -52,6 +52,8 @@ pub enum Command {
     Report(crate::report::cli::ReportArgs),
     /// Fly.io: scale or deploy the apps in fly/ through flyctl.
     Fly(crate::fly::FlyArgs),
+    /// The web dashboard: the fleet and every run, live and historical.
+    Dashboard(crate::dashboard::DashboardArgs),
 }
 
 /// Parses the command line; `Err` holds the exit code after help, version or a usage error was printed.
@@ -101,6 +103,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scenario(args) => crate::scenario::run(args).await,
         Command::Report(args) => crate::report::cli::run(&cli.lab_control().await?, args).await,
         Command::Fly(args) => crate::fly::run(args),
+        Command::Dashboard(args) => crate::dashboard::run(&cli, args).await,
     }
 }
 

@@ -22,6 +22,7 @@
 //! - [`selector`]: `SELECTOR`: an id, `region=R`, `role=R` or `all` (pure).
 //! - [`cmd`]: `cmd VERB SELECTOR`, its flags, the fan-out and its output.
 //! - [`watch`]: `watch`, the event stream.
+//! - [`dashboard`]: `geolb dashboard`, the fleet and the runs in a browser (axum, SSE, SVG).
 //! - [`fly`]: `fly scale` and `fly deploy`, the one place that builds flyctl command lines.
 //! - [`table`]: aligned text columns (pure).
 
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod cmd;
 pub mod control;
 pub mod control_plane;
+pub mod dashboard;
 pub mod fleet;
 pub mod fly;
 pub mod geography;
