@@ -9,9 +9,10 @@ NATS_VERSIONS ?= 2.11.11 2.12.8 2.14.6
 
 .PHONY: tools build static-agent images test lint bench demo fuzz clean
 
-## tools: download the pinned nats-server binaries into .tools/nats-server/<version>/
+## tools: download the pinned nats-server binaries into .tools/nats-server/<version>/, and Debian's chromium and chromium-driver (the dashboard's browser tests; as root, else the apt command is printed)
 tools:
 	./scripts/install-nats-server.sh $(NATS_VERSIONS)
+	./scripts/install-browser.sh
 
 ## build: compile every crate and target of the workspace
 build:

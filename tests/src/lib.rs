@@ -23,6 +23,8 @@
 //! - [`cluster`]: `Cluster`, servers joined by routes.
 //! - [`supercluster`]: `SuperCluster`, clusters joined by gateways.
 //! - [`process`]: `ProcessGuard`, kills a spawned process tree on `Drop`.
+//! - [`browser`]: `Browser`, a headless Chromium through chromedriver (fantoccini), with screenshots.
+//! - [`dashboard`]: `DashboardProc`, a `geolb dashboard` on a free port, and sample reports.
 //! - [`agent`]: `geolb-agent run` around a server or command, and `geolb` runs.
 //! - [`procfs`]: process state, children, zombies and leftovers, read from `/proc`.
 //! - [`secure`]: `SecureControlPlane`, a least-privilege control plane (nkeys, signing key).
@@ -31,8 +33,10 @@
 //!   `ClientProc`, a headless client whose records are read as they come.
 
 pub mod agent;
+pub mod browser;
 pub mod cluster;
 pub mod config;
+pub mod dashboard;
 pub mod docker;
 pub mod geo;
 pub mod http;

@@ -164,7 +164,7 @@ pub fn layout(dir: &Path, spec: &LayoutSpec) -> Result<Layout, LayoutError> {
         planned.push((format!("wan-{id}"), IdentityKind::Emulator, None, p));
     }
     for n in 1..=spec.clients {
-        let p = permissions::client();
+        let p = permissions::client(&streams);
         planned.push((format!("client-{n}"), IdentityKind::Client, None, p));
     }
     let mut identities = Vec::new();

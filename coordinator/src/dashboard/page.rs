@@ -87,13 +87,18 @@ pub fn banner(reachable: bool, url: &str, allow_commands: bool) -> Markup {
 
 /// The 404 page.
 pub fn not_found(what: &str) -> Markup {
+    error("Not found", what)
+}
+
+/// An error page: a heading and what happened.
+pub fn error(heading: &str, what: &str) -> Markup {
     page(
-        "not found",
+        heading,
         Nav::None,
         None,
         html! {},
         html! {
-            h1 { "Not found" }
+            h1 { (heading) }
             p { (what) }
             p { a href="/" { "the fleet" } " · " a href="/runs" { "the runs" } }
         },

@@ -98,7 +98,8 @@ async fn guard(State(app): State<App>, request: Request, next: Next) -> Response
     for (name, value) in [
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        // Not `no-referrer`: with it a form POST says `Origin: null`.
+        (header::REFERRER_POLICY, "same-origin"),
         (header::CACHE_CONTROL, "no-store"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
@@ -254,7 +255,11 @@ async fn command(
             .into_response();
     }
     if let Err(why) = auth::csrf_ok(&headers, &form.csrf, &app.csrf) {
-        return (StatusCode::FORBIDDEN, Html(not_found(why).into_string())).into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            Html(super::page::error("Refused", why).into_string()),
+        )
+            .into_response();
     }
     let Some(c) = app.plane.connected() else {
         return agent_page_for(
@@ -348,7 +353,7 @@ async fn load(app: &App, id: &str) -> Result<crate::report::Report, Response> {
         ))),
         Err(e) => Err((
             StatusCode::BAD_GATEWAY,
-            Html(not_found(&e.to_string()).into_string()),
+            Html(super::page::error("Cannot read the report", &e.to_string()).into_string()),
         )
             .into_response()),
     }

@@ -30,6 +30,12 @@ pub async fn down(dir: &Path, docker: bool) -> anyhow::Result<Option<Down>> {
         None => docker,
     };
     if containers {
+        // Its host processes (the dashboard) first.
+        let pids: Vec<i32> = state
+            .iter()
+            .flat_map(|s| s.processes.iter().rev().map(|p| p.pid))
+            .collect();
+        process::stop_all(&pids, Duration::from_secs(5));
         let dir = match &state {
             Some(state) => state.dir.clone(),
             // No directory: no lab was ever started there.

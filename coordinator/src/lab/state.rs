@@ -55,6 +55,9 @@ pub struct LabState {
     /// The control plane's identities (least privilege; see `geolb control-plane init`).
     #[serde(default)]
     pub identities: Vec<LabIdentity>,
+    /// The URL of the lab's dashboard, once it listens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboard_url: Option<String>,
     /// The containers and networks of a lab run by `lab up --docker`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker: Option<super::docker::DockerLab>,

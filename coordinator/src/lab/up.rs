@@ -47,6 +47,7 @@ pub async fn up(config: LabConfig, dir: &Path, launcher: Launcher) -> anyhow::Re
         config,
         started_at_ms: geolb_proto::now_ms(),
         ready: false,
+        dashboard_url: None,
         processes: Vec::new(),
         identities: Vec::new(),
         docker: match &launcher {
@@ -71,11 +72,11 @@ pub async fn up(config: LabConfig, dir: &Path, launcher: Launcher) -> anyhow::Re
             Ok(state)
         }
         Err(e) => {
+            // A lab in containers has host processes too (its dashboard).
+            let pids: Vec<i32> = state.processes.iter().rev().map(|p| p.pid).collect();
+            process::stop_all(&pids, Duration::from_secs(5));
             if state.docker.is_some() {
                 docker::remove(&dir).await?;
-            } else {
-                let pids: Vec<i32> = state.processes.iter().rev().map(|p| p.pid).collect();
-                process::stop_all(&pids, Duration::from_secs(5));
             }
             LabState::remove(&dir)?;
             Err(e.context("the lab did not come up; everything it started was stopped (logs in <lab dir>/logs, or `docker logs`)"))
@@ -175,7 +176,7 @@ async fn start(state: &mut LabState, t: &Topology, launcher: &Launcher) -> anyho
     }
     let total = t.clients.iter().map(|g| g.replicas as usize).sum();
     ready::clients(&control, total, Duration::from_secs(60)).await?;
-    Ok(())
+    super::dashboard::start(state).await
 }
 
 /// The `geolb-agent client` arguments of one group.

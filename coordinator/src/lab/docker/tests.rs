@@ -12,6 +12,7 @@ fn state() -> LabState {
         servers_dir: PathBuf::new(),
         started_at_ms: 0,
         ready: false,
+        dashboard_url: None,
         processes: Vec::new(),
         identities: Vec::new(),
         docker: Some(DockerLab::new(Path::new("/srv/lab"))),
