@@ -40,14 +40,14 @@ pub fn part(a: &AgentView, h: &AgentHistory, clients: &[ClientEntry], now_ms: u6
             @if let Some(s) = a.server() {
                 tr { th { "server" } td {
                     @if s.healthy { (badge("healthy")) } @else { (badge("unhealthy")) }
-                    " " (s.server_name) " in " (s.cluster) "; routes " (s.routes) "/" (s.routes_configured)
+                    " " (s.server_name) @if !s.cluster.is_empty() { " in cluster " (s.cluster) } "; routes " (s.routes) "/" (s.routes_configured)
                     "; gateways: "
                     @for g in &s.gateways { (g.name) (if g.outbound { " up" } else { " down" }) " (" (g.inbound) " in); " }
                     @if let Some(e) = &s.error { br; span.bad { (e) } }
                 } }
             }
         }
-        h2 { "Metrics, last 5 minutes" }
+        h2 { "Metrics, the last minutes" }
         div.charts { @for chart in charts(a, h, now_ms) { (PreEscaped(chart)) } }
         @if !clients.is_empty() { (client_table(clients)) }
         @if !h.moves.is_empty() {
@@ -84,7 +84,12 @@ fn one(name: &str, points: Vec<(f64, f64)>) -> Series {
 }
 
 fn charts(a: &AgentView, h: &AgentHistory, now_ms: u64) -> Vec<String> {
-    let x0 = -WINDOW_S;
+    // The last 5 minutes, or since the first sample (at least 30 s).
+    let oldest = h
+        .samples
+        .front()
+        .map_or(0.0, |s| (now_ms as f64 - s.at_ms as f64) / 1000.0);
+    let x0 = -oldest.clamp(30.0, WINDOW_S);
     let mut charts = vec![
         line_chart(
             "CPU",
@@ -162,11 +167,19 @@ fn client_table(clients: &[ClientEntry]) -> Markup {
                         (k.region) " " @match k.rtt_ms { Some(ms) => (format!("{ms:.1}")), None => "-" }
                         (if k.healthy { "" } else { " (unhealthy)" }) "; "
                     } }
-                    td.n { (figure(s.traffic.sent as f64)) } td.n { (figure(s.traffic.received as f64)) }
+                    td.n { (count(s.traffic.sent)) } td.n { (count(s.traffic.received)) }
                     td.n { (s.traffic.lost) } td.n { (s.switches) }
                 }
             }
         }
+    }
+}
+
+fn count(n: u64) -> String {
+    if n < 10_000 {
+        n.to_string()
+    } else {
+        figure(n as f64)
     }
 }
 

@@ -57,12 +57,12 @@ const MAX_POINTS: usize = 400;
 /// A line chart `w` x `h` of `series` over the x range `[x0, x1]`, y from 0.
 pub fn line_chart(title: &str, unit: &str, series: &[Series], x0: f64, x1: f64) -> String {
     let (w, h, left, top, bottom) = (320.0, 120.0, 44.0, 18.0, 16.0);
-    let ymax = series
+    let max = series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .filter(|v| v.is_finite())
         .fold(0.0_f64, f64::max);
-    let ymax = if ymax <= 0.0 { 1.0 } else { ymax * 1.1 };
+    let ymax = if max <= 0.0 { 1.0 } else { max * 1.1 };
     let span = (x1 - x0).max(1e-9);
     let x = |t: f64| left + (t - x0) / span * (w - left - 4.0);
     let y = |v: f64| top + (1.0 - v / ymax) * (h - top - bottom);
@@ -75,7 +75,7 @@ pub fn line_chart(title: &str, unit: &str, series: &[Series], x0: f64, x1: f64) 
         r##"<text x="2" y="12" class="ct">{}</text><text x="{}" y="12" class="cu" text-anchor="end">max {} {}</text>"##,
         escape(title),
         w - 2.0,
-        figure(ymax / 1.1),
+        figure(max),
         escape(unit)
     );
     let _ = write!(
