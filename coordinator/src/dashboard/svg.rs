@@ -44,7 +44,7 @@ pub fn figure(value: f64) -> String {
         format!("{:.1}M", value / 1e6)
     } else if a >= 1e4 {
         format!("{:.1}k", value / 1e3)
-    } else if a >= 100.0 || a == 0.0 {
+    } else if a >= 100.0 || value.fract() == 0.0 {
         format!("{value:.0}")
     } else {
         format!("{value:.1}")
