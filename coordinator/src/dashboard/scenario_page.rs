@@ -15,8 +15,9 @@ pub fn part(run: &LiveRun, clients: &[ClientEntry], now_ms: u64) -> Markup {
     let elapsed = match (&run.ended, run.began_ms) {
         (Some((_, _, at)), b) if b > 0 => at.saturating_sub(b),
         (None, b) if b > 0 => now_ms.saturating_sub(b),
-        _ => super::timeline::end(&run.entries),
-    };
+        _ => 0,
+    }
+    .max(super::timeline::end(&run.entries));
     html! {
         p #state data-ended=(run.ended.is_some()) {
             @match &run.ended {
@@ -56,13 +57,14 @@ pub fn positions(clients: &[ClientEntry]) -> Markup {
     let mut cols: Vec<&str> = cols.into_iter().collect();
     cols.sort_by(|a, b| natural_cmp(a, b));
     html! {
-        table #positions {
+        @if clients.is_empty() { p.mute #positions { "No client has reported yet." } }
+        @else { table #positions {
             tr { th { "live in \\ on" } @for c in &cols { th { (c) } } }
             @for r in &rows {
                 tr { th { (r) } @for c in &cols {
                     td.n.(if r == c { "exp" } else { "" }) { @if let Some(n) = cells.get(&(*r, *c)) { (n) } }
                 } }
             }
-        }
+        } }
     }
 }
