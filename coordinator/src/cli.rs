@@ -36,7 +36,7 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// The agents and their last heartbeat.
+    /// The agents and their last heartbeat, the round trips clients measure, the link controls (default: the lab's control plane).
     Fleet(FleetArgs),
     /// Send a command (status, stop, start, restart, upgrade, flap, scale) to agents.
     Cmd(CmdArgs),
@@ -46,7 +46,7 @@ pub enum Command {
     ControlPlane(ControlPlaneArgs),
     /// The local lab: init, up, status, down.
     Lab(crate::lab::cli::LabArgs),
-    /// Run a failure scenario on the lab.
+    /// Run a failure scenario on the lab, or on any fleet with --control.
     Scenario(crate::scenario::ScenarioArgs),
     /// Stored scenario reports: ls, show.
     Report(crate::report::cli::ReportArgs),
@@ -89,7 +89,7 @@ fn one_line(rendered: &str) -> String {
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Command::Fleet(args) => fleet::run(&cli.connect().await?, args).await,
+        Command::Fleet(args) => fleet::run(&cli.lab_control().await?, args).await,
         Command::Cmd(args) => {
             let plan = args.plan()?;
             cmd::run(&cli.connect().await?, &plan).await
@@ -100,7 +100,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::ControlPlane(args) => crate::control_plane::cmd::run(args),
         Command::Lab(args) => crate::lab::cli::run(args).await,
-        Command::Scenario(args) => crate::scenario::run(args).await,
+        Command::Scenario(args) => crate::scenario::run(&cli, args).await,
         Command::Report(args) => crate::report::cli::run(&cli.lab_control().await?, args).await,
         Command::Fly(args) => crate::fly::run(args),
         Command::Dashboard(args) => crate::dashboard::run(&cli, args).await,

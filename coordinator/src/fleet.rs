@@ -9,6 +9,7 @@
 //! without JetStream is listened to for [`LISTEN_WINDOW`] instead.
 
 mod ls;
+mod measured;
 mod stream;
 
 pub use ls::{render, run, FleetArgs, FleetCommand};

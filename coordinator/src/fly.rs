@@ -114,19 +114,19 @@ fn strings(words: &[&str]) -> Vec<String> {
 pub fn line(args: &FlyArgs) -> Result<Vec<String>, UsageError> {
     match &args.command {
         FlyCommand::Scale { app, region, count } => {
-            name("--app", app)?;
-            name("--region", region)?;
+            check_name("--app", app)?;
+            check_name("--region", region)?;
             Ok(scale_count(&args.flyctl, app, region, *count))
         }
         FlyCommand::Deploy { app, config, image } => {
-            name("--app", app)?;
+            check_name("--app", app)?;
             Ok(deploy(&args.flyctl, app, config, image.as_deref()))
         }
     }
 }
 
 /// App and region names are DNS labels: lowercase letters, digits and '-'.
-fn name(flag: &str, value: &str) -> Result<(), UsageError> {
+pub fn check_name(flag: &str, value: &str) -> Result<(), UsageError> {
     let ok = !value.is_empty()
         && !value.starts_with('-')
         && value

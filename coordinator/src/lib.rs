@@ -22,6 +22,12 @@
 //! - [`selector`]: `SELECTOR`: an id, `region=R`, `role=R` or `all` (pure).
 //! - [`cmd`]: `cmd VERB SELECTOR`, its flags, the fan-out and its output.
 //! - [`watch`]: `watch`, the event stream.
+//! - [`live`]: the fleet followed live from the control plane (agents, server health, clients).
+//! - [`geography`]: region-to-region round trips as the clients measure them (pure).
+//! - [`links`]: link controls registered on the control plane (emulators, agents' front links).
+//! - [`scenario`]: `scenario run`, the four failure scenarios on any fleet.
+//! - [`report`]: scenario reports, their history in JetStream, `report ls|show|summary`.
+//! - [`lab`]: the local lab (processes or containers): `lab init|up|status|down`.
 //! - [`dashboard`]: `geolb dashboard`, the fleet and the runs in a browser (axum, SSE, SVG).
 //! - [`fly`]: `fly scale` and `fly deploy`, the one place that builds flyctl command lines.
 //! - [`table`]: aligned text columns (pure).

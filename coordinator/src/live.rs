@@ -24,6 +24,23 @@ use tokio::sync::broadcast;
 /// oldest (and is told how many) instead of growing memory.
 const UPDATES: usize = 16_384;
 
+/// Whether a server's metrics show it healthy and fully joined.
+pub fn joined(m: &ServerMetrics, want_routes: u32, want_gateways: usize) -> Result<(), String> {
+    let gateways = m.gateways.iter().filter(|g| g.outbound).count();
+    if !m.healthy {
+        Err(match &m.error {
+            Some(e) => format!("monitor unreadable: {e}"),
+            None => format!("/healthz answers {}", m.healthz_status),
+        })
+    } else if m.routes < want_routes {
+        Err(format!("{} of {want_routes} route peers", m.routes))
+    } else if gateways < want_gateways {
+        Err(format!("{gateways} of {want_gateways} gateways"))
+    } else {
+        Ok(())
+    }
+}
+
 /// One thing that arrived on the control plane.
 #[derive(Debug, Clone)]
 pub enum Update {

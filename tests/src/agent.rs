@@ -55,6 +55,7 @@ pub struct AgentBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     quiet: bool,
+    bin: Option<PathBuf>,
 }
 
 impl AgentBuilder {
@@ -71,7 +72,14 @@ impl AgentBuilder {
             ],
             env: Vec::new(),
             quiet: false,
+            bin: None,
         }
+    }
+
+    /// Runs this agent binary (e.g. the release build) instead of the debug one.
+    pub fn bin(mut self, bin: &Path) -> AgentBuilder {
+        self.bin = Some(bin.to_path_buf());
+        self
     }
 
     /// Replaces the default heartbeat and metrics intervals (200 ms, 500 ms), e.g. `("1s", "5s")`.
@@ -131,9 +139,10 @@ impl AgentBuilder {
         line
     }
 
-    /// Spawns the (debug) agent around `command`.
+    /// Spawns the agent (debug, unless [`AgentBuilder::bin`]) around `command`.
     pub fn spawn(&self, command: &[&str]) -> ProcessGuard {
-        self.try_spawn_bin(&agent_bin(), command)
+        let bin = self.bin.clone().unwrap_or_else(agent_bin);
+        self.try_spawn_bin(&bin, command)
             .unwrap_or_else(|e| panic!("spawn geolb-agent: {e}"))
     }
 
@@ -181,7 +190,12 @@ impl AgentBuilder {
 
 /// Runs `geolb --control <control> <args>` to completion.
 pub fn geolb(control: &str, args: &[&str]) -> Output {
-    Command::new(geolb_bin())
+    geolb_with(&geolb_bin(), control, args)
+}
+
+/// Runs the coordinator binary `bin` with `--control <control> <args>` to completion.
+pub fn geolb_with(bin: &Path, control: &str, args: &[&str]) -> Output {
+    Command::new(bin)
         .arg("--control")
         .arg(control)
         .args(args)

@@ -34,6 +34,9 @@ pub struct ServerConfig {
     pub lame_duck_grace_period: Option<Duration>,
     /// Raw config text appended verbatim.
     pub extra: String,
+    /// The whole config text, used instead of rendering the fields (e.g. a
+    /// lab plan's); `port` and `http_port` must be the ones it listens on.
+    pub text: Option<String>,
 }
 
 /// The `cluster` block: routes to the other servers of one cluster.
@@ -117,8 +120,11 @@ impl ServerConfig {
         }
     }
 
-    /// Renders nats-server configuration text.
+    /// Renders nats-server configuration text (or returns [`ServerConfig::text`]).
     pub fn render(&self) -> String {
+        if let Some(text) = &self.text {
+            return text.clone();
+        }
         let mut out = String::new();
         let w = &mut out;
         if !self.server_name.is_empty() {

@@ -141,6 +141,7 @@ pub fn sample_report(id: &str, scenario: &str, entries: usize, gap_ms: u64) -> R
         servers: None,
         duration_ms: None,
         return_home_ms: Some(1500),
+        fleet: None,
     }
 }
 

@@ -14,30 +14,21 @@
 //! ```
 //!
 //! # How it works
-//! - Regions (default `lon`, `ams`, `dfw`) of `per_region` servers (`<region>-<i>`)
-//!   with direct routes inside a region (cluster `no_advertise`).
-//! - Gateways: for each ordered pair of regions (R, R') and each server j of R', a
-//!   link `gw:R->R'/j` to R'[j]'s gateway port, delaying RTT(R, R')/2 each way;
-//!   the servers of R list those links as their URLs for R'. nats-server adds
-//!   every gateway URL it hears of to its dial list, which would take paths around
-//!   the matrix, in two ways: a server's own address (its `advertise`, else its
-//!   listen address), so every server advertises `127.0.0.1:1`, where nothing
-//!   listens (a refused URL is skipped at once); and the URLs a server has
-//!   *configured* for third regions, gossiped to every gateway that connects to it
-//!   (`gossipGatewaysToInboundGateway` then `processImplicitGateway`, which adds
-//!   them to an explicit remote too), so dfw would learn lon's `gw:lon->ams` links
-//!   and reach ams at 8 ms instead of 115. Gossip carries `host:port` only, and a
-//!   server dialling a URL without credentials presents its own gateway
-//!   credentials, so each region's gateways require a user and password of their
-//!   own, carried only by the configured URLs: a gossiped link is refused at
-//!   CONNECT and the server tries again.
-//!   [`GeoLab::gateway_paths`] checks every outbound gateway connection.
-//! - Clients: for each client region C and server S, a link `cl:C->S` to S's
-//!   client port delaying RTT(C, region(S))/2 each way; [`GeoLab::servers_for`]
-//!   lists them as `REGION=URL`, nearest region first.
-//! - A partition of R cuts every link to a server of R and every gateway link out
-//!   of R: the region's servers are unreachable, its clients (who live near R, not
-//!   in it) still reach the other regions.
+//! The lab's own plan ([`geolb::lab::topology::Topology`], the one `geolb lab
+//! up` runs) decides everything: regions (default `lon`, `ams`, `dfw`) of
+//! `per_region` servers (`<region>-<i>`, from 1) with direct routes inside a
+//! region; a `gw:R->R'/j` link for every ordered pair of regions and server
+//! j of R', which the servers of R list as their gateway URLs for R'; a
+//! `cl:C->S` link from clients living in C to server S; every server's
+//! configuration, with the dead gateway advertise and the per-region
+//! gateway credentials that keep gossiped gateway URLs from going around
+//! the emulator (see that module). Only the ports differ: free ones, rather
+//! than a range, and the links run in this process's emulator.
+//! [`GeoLab::gateway_paths`] checks every outbound gateway connection.
+//!
+//! A partition of R cuts every link into R and its gateway links out: the
+//! region's servers are unreachable, its clients (who live near R, not in
+//! it) still reach the other regions.
 //!
 //! One lab runs at a time in a process: [`GeoLab::start`] waits until the previous
 //! one is dropped, so the tests of a file do not share two cores among two labs.
@@ -53,17 +44,21 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use geolb::lab::config::LabConfig;
+use geolb::lab::topology::{Placement, Topology};
+use geolb_proto::wan::{Carries, LinkPath};
 use geolb_wan::{Emulator, LinkConfig, LinkState};
 use nix::sys::signal::Signal;
 
 use crate::cluster::Cluster;
+use crate::config::{GatewayBlock, ServerConfig};
 use crate::ports::free_port;
 use crate::supercluster::SuperCluster;
 use crate::tools::default_version;
 use crate::wait::wait_for;
 
-/// The address every gateway advertises: nothing listens on port 1.
-pub const DEAD_ADVERTISE: &str = "127.0.0.1:1";
+/// The secret of this fixture's gateway passwords.
+const GATEWAY_SECRET: &str = "through-the-wan";
 /// Longest a blocking setup step (servers starting, routes and gateways forming) may take.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -83,8 +78,6 @@ pub struct GeoSpec {
     pub local_rtt: Duration,
     /// nats-server version.
     pub version: String,
-    /// Enable JetStream on every server.
-    pub jetstream: bool,
 }
 
 impl Default for GeoSpec {
@@ -102,7 +95,6 @@ impl Default for GeoSpec {
             ],
             local_rtt: Duration::from_micros(500),
             version: default_version().to_string(),
-            jetstream: false,
         }
     }
 }
@@ -121,6 +113,23 @@ impl GeoSpec {
             .2
     }
 
+    /// The lab configuration of this shape.
+    pub fn lab_config(&self) -> LabConfig {
+        let mut config = LabConfig {
+            regions: self.regions.clone(),
+            servers_per_region: self.per_region as u32,
+            nats_version: self.version.clone(),
+            ..LabConfig::default()
+        };
+        config.latency.intra_region = geolb_proto::WireDuration(self.local_rtt);
+        config.latency.pairs = self
+            .rtts
+            .iter()
+            .map(|(a, b, rtt)| (format!("{a}-{b}"), geolb_proto::WireDuration(*rtt)))
+            .collect();
+        config
+    }
+
     /// The regions other than `from`, nearest first.
     pub fn nearest(&self, from: &str) -> Vec<String> {
         let mut others: Vec<String> = self
@@ -134,29 +143,30 @@ impl GeoSpec {
     }
 }
 
-/// Which path a link emulates.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Path {
-    /// From region `from` to the gateway of `server`.
-    Gateway { from: String },
-    /// From clients living in `from` to the client port of `server`.
-    Client { from: String },
-}
-
 /// One emulator link of the lab.
 #[derive(Debug, Clone)]
 struct LinkDesc {
     name: String,
-    path: Path,
-    /// The server the link leads to, and its region.
-    server: String,
-    region: String,
+    path: LinkPath,
     listen: SocketAddr,
+}
+
+impl LinkDesc {
+    fn is(&self, carries: Carries, from: &str, to: &str) -> bool {
+        self.path.carries == carries
+            && self.path.from.as_deref() == Some(from)
+            && self.path.to == to
+    }
+
+    fn server(&self) -> &str {
+        self.path.server.as_deref().unwrap_or_default()
+    }
 }
 
 /// A running lab; dropping it kills every server and stops every link.
 pub struct GeoLab {
     spec: GeoSpec,
+    plan: Topology,
     wan: Emulator,
     servers: Arc<Mutex<SuperCluster>>,
     links: Vec<LinkDesc>,
@@ -190,70 +200,36 @@ impl GatewayPaths {
 }
 
 impl GeoLab {
-    /// Starts the links and the servers and waits until routes and gateways formed.
+    /// Starts the links and the servers of the lab's plan for `spec` and
+    /// waits until routes and gateways formed.
     pub async fn start(spec: GeoSpec) -> GeoLab {
         let turn = TURN.lock().await;
+        let config = spec.lab_config();
+        let plan = Topology::plan_with(&config, Placement::Processes, free_port);
         let wan = Emulator::new();
-        let gateway_ports: HashMap<(String, usize), u16> = spec
-            .regions
-            .iter()
-            .flat_map(|r| (0..spec.per_region).map(move |i| (r.clone(), i)))
-            .map(|key| (key, free_port()))
-            .collect();
         let mut links = Vec::new();
-        for from in &spec.regions {
-            for to in spec.regions.iter().filter(|r| *r != from) {
-                for j in 0..spec.per_region {
-                    let target = local(gateway_ports[&(to.clone(), j)]);
-                    let name = format!("gw:{from}->{to}/{j}");
-                    let path = Path::Gateway { from: from.clone() };
-                    let rtt = spec.rtt(from, to);
-                    links.push(
-                        add_link(&wan, name, path, server_name(to, j), to, target, rtt).await,
-                    );
-                }
-            }
+        for link in &plan.links {
+            let listen: SocketAddr = link.listen.parse().expect("a plan's listen address");
+            wan.add(&link.name, listen, &link.target, link.config)
+                .await
+                .unwrap_or_else(|e| panic!("link {}: {e}", link.name));
+            links.push(LinkDesc {
+                name: link.name.clone(),
+                path: link.path.clone().expect("every planned link has a path"),
+                listen,
+            });
         }
-        let table = gateway_table(&spec, &links);
-        let servers = start_servers(spec.clone(), gateway_ports, table).await;
-        let mut lab = GeoLab {
+        let servers = start_servers(&spec, &config, &plan).await;
+        let lab = GeoLab {
             spec,
+            plan,
             wan,
             servers: Arc::new(Mutex::new(servers)),
             links,
             _turn: turn,
         };
-        lab.add_client_links().await;
         lab.wait_formed().await;
         lab
-    }
-
-    /// Adds a `cl:C->S` link for every client region C and server S.
-    async fn add_client_links(&mut self) {
-        let targets: Vec<(String, String, SocketAddr)> = self
-            .lock()
-            .regions()
-            .iter()
-            .flat_map(|c| {
-                c.servers().iter().map(|s| {
-                    (
-                        c.name().to_string(),
-                        s.name().to_string(),
-                        local(s.client_port()),
-                    )
-                })
-            })
-            .collect();
-        for from in self.spec.regions.clone() {
-            for (region, server, target) in &targets {
-                let name = format!("cl:{from}->{server}");
-                let path = Path::Client { from: from.clone() };
-                let rtt = self.spec.rtt(&from, region);
-                let link =
-                    add_link(&self.wan, name, path, server.clone(), region, *target, rtt).await;
-                self.links.push(link);
-            }
-        }
     }
 
     /// The lab's shape.
@@ -273,19 +249,18 @@ impl GeoLab {
 
     /// Server names of `region`, in index order.
     pub fn server_names(&self, region: &str) -> Vec<String> {
-        (0..self.spec.per_region)
-            .map(|i| server_name(region, i))
+        self.plan
+            .servers
+            .iter()
+            .filter(|s| s.region == region)
+            .map(|s| s.id.clone())
             .collect()
     }
 
-    /// The region of server `name` (`<region>-<i>`), if it is one of the lab's.
+    /// The region of server `name`, if it is one of the lab's.
     pub fn region_of(&self, name: &str) -> Option<String> {
-        let region = name.rsplit_once('-')?.0;
-        self.spec
-            .regions
-            .iter()
-            .any(|r| r == region)
-            .then(|| region.to_string())
+        let server = self.plan.servers.iter().find(|s| s.id == name)?;
+        Some(server.region.clone())
     }
 
     /// `REGION=URL` for every server as seen from clients living in `client_region`,
@@ -304,13 +279,10 @@ impl GeoLab {
 
     /// The address clients of `client_region` dial for server `name`.
     pub fn client_addr(&self, client_region: &str, name: &str) -> Option<SocketAddr> {
-        let from = Path::Client {
-            from: client_region.to_string(),
-        };
+        let region = self.region_of(name)?;
         let found = self
-            .links
-            .iter()
-            .find(|l| l.path == from && l.server == name);
+            .client_links(client_region, &region)
+            .find(|l| l.server() == name);
         found.map(|l| l.listen)
     }
 
@@ -319,13 +291,9 @@ impl GeoLab {
         from: &'a str,
         region: &'a str,
     ) -> impl Iterator<Item = &'a LinkDesc> + 'a {
-        self.links.iter().filter(move |l| {
-            l.path
-                == Path::Client {
-                    from: from.to_string(),
-                }
-                && l.region == region
-        })
+        self.links
+            .iter()
+            .filter(move |l| l.is(Carries::Client, from, region))
     }
 
     /// Sends `sig` to server `i` of `region`; panics if it is not running.
@@ -422,13 +390,7 @@ impl GeoLab {
     }
 
     fn set_state(&self, region: &str, state: LinkState) {
-        let touches = |l: &&LinkDesc| {
-            l.region == region
-                || l.path
-                    == Path::Gateway {
-                        from: region.to_string(),
-                    }
-        };
+        let touches = |l: &&LinkDesc| l.path.into_or_out_of(region);
         for link in self.links.iter().filter(touches) {
             let config = self.wan.get(&link.name).expect("the lab's link").config;
             self.wan
@@ -492,11 +454,10 @@ impl GeoLab {
                 paths.missing.push((server, remote));
                 continue;
             };
-            let via_link = self.links.iter().any(|l| {
-                l.path == Path::Gateway { from: own.clone() }
-                    && l.region == remote
-                    && l.listen == addr
-            });
+            let via_link = self
+                .links
+                .iter()
+                .any(|l| l.is(Carries::Gateway, &own, &remote) && l.listen == addr);
             if !via_link {
                 paths.bypassing.push((server.clone(), remote.clone(), addr));
             }
@@ -541,100 +502,75 @@ impl GeoLab {
         ClientProc::spawn(spec, &servers, regions)
     }
 
-    /// The index of server `name` in its region (`lon-2` -> 2); panics on another name.
+    /// The index of server `name` in its region (`lon-1` -> 0); panics on another name.
     pub fn index(&self, name: &str) -> usize {
-        let index = name.rsplit_once('-').and_then(|(_, i)| i.parse().ok());
-        index.unwrap_or_else(|| panic!("{name} is not a lab server name"))
+        let region = self
+            .region_of(name)
+            .unwrap_or_else(|| panic!("{name} is not a lab server name"));
+        let names = self.server_names(&region);
+        names
+            .iter()
+            .position(|n| n == name)
+            .expect("a name of its region")
     }
 }
 
-/// The user and password the gateways of `region` require.
-fn gateway_credentials(region: &str) -> [String; 2] {
-    [format!("gw-{region}"), format!("{region}-through-the-wan")]
-}
-
-/// `<region>-<i>`, as [`Cluster::configs`] names servers.
-fn server_name(region: &str, i: usize) -> String {
-    format!("{region}-{i}")
-}
-
-fn local(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// Starts one link; panics if it cannot listen.
-async fn add_link(
-    wan: &Emulator,
-    name: String,
-    path: Path,
-    server: String,
-    region: &str,
-    target: SocketAddr,
-    rtt: Duration,
-) -> LinkDesc {
-    let any = local(0);
-    let listen = wan
-        .add(&name, any, target, LinkConfig::symmetric(rtt))
-        .await
-        .unwrap_or_else(|e| panic!("link {name}: {e}"));
-    LinkDesc {
-        name,
-        path,
-        server,
-        region: region.to_string(),
-        listen,
+/// Starts every server of `plan` from the plan's own configuration, on
+/// the blocking pool.
+async fn start_servers(spec: &GeoSpec, config: &LabConfig, plan: &Topology) -> SuperCluster {
+    let mut regions = Vec::new();
+    for region in &spec.regions {
+        let configs: Vec<ServerConfig> = plan
+            .servers
+            .iter()
+            .filter(|s| &s.region == region)
+            .map(|server| {
+                let store = store_dir(&server.id);
+                ServerConfig {
+                    server_name: server.id.clone(),
+                    port: server.client_port,
+                    http_port: server.http_port,
+                    gateway: Some(GatewayBlock {
+                        name: region.clone(),
+                        ..GatewayBlock::default()
+                    }),
+                    text: Some(plan.server_config(config, server, &store, GATEWAY_SECRET)),
+                    ..ServerConfig::default()
+                }
+            })
+            .collect();
+        regions.push((region.clone(), configs));
     }
-}
-
-/// For each region, `(remote region, URLs of the gw: links to it)`.
-fn gateway_table(
-    spec: &GeoSpec,
-    links: &[LinkDesc],
-) -> HashMap<String, Vec<(String, Vec<String>)>> {
-    let mut table = HashMap::new();
-    for from in &spec.regions {
-        let remotes = spec.regions.iter().filter(|r| *r != from).map(|to| {
-            let urls = links
-                .iter()
-                .filter(|l| l.path == Path::Gateway { from: from.clone() } && l.region == *to)
-                .map(|l| format!("nats://{}@{}", gateway_credentials(to).join(":"), l.listen))
-                .collect();
-            (to.clone(), urls)
-        });
-        table.insert(from.clone(), remotes.collect());
-    }
-    table
-}
-
-/// Starts the super-cluster on the blocking pool; gateways dial the `gw:` links.
-async fn start_servers(
-    spec: GeoSpec,
-    gateway_ports: HashMap<(String, usize), u16>,
-    table: HashMap<String, Vec<(String, Vec<String>)>>,
-) -> SuperCluster {
+    let version = spec.version.clone();
     blocking(move || {
-        let regions: Vec<&str> = spec.regions.iter().map(String::as_str).collect();
-        SuperCluster::start_with(
-            &regions,
-            spec.per_region,
-            &spec.version,
-            |region, i, cfg| {
-                let gateway = cfg
-                    .gateway
-                    .as_mut()
-                    .expect("SuperCluster sets a gateway block");
-                gateway.port = gateway_ports[&(region.to_string(), i)];
-                gateway.gateways = table[region].clone();
-                gateway.advertise = Some(DEAD_ADVERTISE.to_string());
-                let [user, password] = gateway_credentials(region);
-                gateway.authorization = Some((user, password));
-                cfg.jetstream = spec.jetstream;
-                cfg.lame_duck_duration = Some(Duration::from_secs(30));
-                cfg.lame_duck_grace_period = Some(Duration::from_secs(1));
-            },
-        )
+        let clusters = regions
+            .into_iter()
+            .map(|(region, configs)| Cluster::spawn(&region, &version, configs))
+            .collect();
+        SuperCluster::from_clusters(clusters)
     })
     .await
+}
+
+/// Where server `id` keeps its JetStream store (the plan enables JetStream).
+fn store_dir(id: &str) -> std::path::PathBuf {
+    std::env::temp_dir()
+        .join("geolb-tests")
+        .join(format!("{}-geo-{id}", std::process::id()))
+}
+
+impl Drop for GeoLab {
+    fn drop(&mut self) {
+        // The servers go first (SuperCluster's own drop), then their stores.
+        if let Ok(mut servers) = self.servers.lock() {
+            *servers = SuperCluster::from_clusters(Vec::new());
+        }
+        if !std::thread::panicking() {
+            for server in &self.plan.servers {
+                let _ = std::fs::remove_dir_all(store_dir(&server.id));
+            }
+        }
+    }
 }
 
 /// Runs blocking setup code off the runtime's threads, within [`SETUP_TIMEOUT`].

@@ -29,6 +29,7 @@
 //! - [`procfs`]: process state, children, zombies and leftovers, read from `/proc`.
 //! - [`secure`]: `SecureControlPlane`, a least-privilege control plane (nkeys, signing key).
 //! - [`docker`]: whether the engine and images are there (skip by name), `Cleanup` by label.
+//! - [`hand_fleet`]: `HandFleet`, a fleet started by hand (no `geolb lab`), optionally behind agents' front links.
 //! - [`geo`]: `GeoLab`, a super-cluster behind the WAN emulator, with faults, and
 //!   `ClientProc`, a headless client whose records are read as they come.
 
@@ -39,6 +40,7 @@ pub mod config;
 pub mod dashboard;
 pub mod docker;
 pub mod geo;
+pub mod hand_fleet;
 pub mod http;
 pub mod lab_dir;
 pub mod ports;

@@ -69,6 +69,18 @@ impl SuperCluster {
         sc
     }
 
+    /// Joins clusters spawned elsewhere (their configs already name their
+    /// gateways); waits until every server is ready and routed, and every
+    /// gateway is up.
+    pub fn from_clusters(regions: Vec<Cluster>) -> SuperCluster {
+        let mut sc = SuperCluster { regions };
+        for cluster in &mut sc.regions {
+            cluster.wait_formed();
+        }
+        sc.wait_gateways();
+        sc
+    }
+
     /// Waits until every server has an outbound gateway to every other region.
     pub fn wait_gateways(&self) {
         let names: Vec<&str> = self.regions.iter().map(|c| c.name()).collect();

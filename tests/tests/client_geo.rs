@@ -17,7 +17,7 @@ const ELECT: Duration = Duration::from_secs(15);
 /// A move the client makes by itself after a fault.
 const MOVE: Duration = Duration::from_secs(10);
 /// Starting the lab, or a region again.
-const SETUP: Duration = Duration::from_secs(20);
+const SETUP: Duration = Duration::from_secs(45);
 
 /// Flags every test client gets.
 const FLAGS: [&str; 6] = [

@@ -1,7 +1,8 @@
 //! The lab's own dashboard, end to end on a small lab: `lab up` prints
 //! its URL and `lab status` has it; the fleet page shows every agent of the
 //! lab live; a scenario run on the lab appears in the runs list and its
-//! report page holds the timeline with the fault shaded; the lab's
+//! report page holds the timeline with the fault shaded, and its live
+//! page followed it to its end; the lab's
 //! dashboard is read-only; `lab down` stops it. One lab for all of it (a
 //! lab costs about 15 s of two busy cores).
 
@@ -109,6 +110,18 @@ async fn the_labs_dashboard_shows_the_fleet_and_the_runs() {
         "client moves on the timeline"
     );
     browser.screenshot("lab-report").await;
+    // The run was followed live too, from its progress on geolb.scenario.<run>.
+    browser.goto(&format!("{url}/live/{id}")).await;
+    assert_eq!(
+        browser.attr("#state", "data-ended").await.as_deref(),
+        Some("true"),
+        "the live page saw the run end"
+    );
+    assert!(
+        browser.count("svg.timeline rect.faultp").await >= 1,
+        "its fault shaded live"
+    );
+    browser.screenshot("lab-live").await;
     browser.close().await;
 
     let down = lab.geolb(&["lab", "down"]);

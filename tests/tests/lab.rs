@@ -87,6 +87,39 @@ fn a_lab_runs_a_scenario_and_keeps_its_report() {
         );
     }
 
+    // The geography the clients measure is the configured one (lon-ams 8 ms,
+    // 0.5 ms inside a region), within the emulator's and the probes' error.
+    let measured = lab.json(&["fleet", "rtt", "--json"]);
+    let rtt = |from: &str, to: &str| {
+        measured
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["from"] == from && r["to"] == to)
+            .and_then(|r| r["rtt_ms"].as_f64())
+            .unwrap_or_else(|| panic!("no {from}->{to} in {measured}"))
+    };
+    for (from, to, configured) in [
+        ("lon", "ams", 8.0),
+        ("ams", "lon", 8.0),
+        ("lon", "lon", 0.5),
+    ] {
+        let got = rtt(from, to);
+        assert!(
+            got >= configured && got < configured + 3.0,
+            "{from}->{to}: measured {got} ms, configured {configured} ms"
+        );
+    }
+    let links = lab.json(&["fleet", "links", "--json"]);
+    assert!(
+        links
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["emulator"] == "wan" && !l["link"]["path"].is_null()),
+        "every lab link is announced with its path: {links}"
+    );
+
     let report = lab.scenario(
         "dc-outage",
         &["--region", "lon", "--mode", "kill", "--duration", "3s"],
@@ -120,6 +153,10 @@ fn a_lab_runs_a_scenario_and_keeps_its_report() {
         .filter(|c| c["region"] == "lon" && c["strategy"] == "rtt")
     {
         assert_eq!(c["landed_region"], "ams", "{c}");
+        assert_eq!(
+            c["expected_region"], "ams",
+            "the region its own probes found nearest is the configured one: {c}"
+        );
         assert_eq!(c["gaps_ms"].as_array().unwrap().len(), 1, "{c}");
     }
     let timeline = report["timeline"].as_array().unwrap();

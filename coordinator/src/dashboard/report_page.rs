@@ -101,6 +101,12 @@ pub fn verdict(r: &Report) -> Markup {
         }
         @if !r.reasons.is_empty() { ul.reasons { @for reason in &r.reasons { li.bad { (reason) } } } }
         p.mute { "parameters: " code { (r.params.to_string()) } }
+        @if let Some(f) = &r.fleet {
+            p.mute #fleet {
+                "ran on " (f.source) " (" (f.control) "): " (f.servers) " servers in " (f.regions.join(", "))
+                ", " (f.clients) " clients, " (f.links) " link controls"
+            }
+        }
     }
 }
 

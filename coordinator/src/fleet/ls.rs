@@ -22,11 +22,27 @@ pub enum FleetCommand {
         #[arg(long, env = "GEOLB_JSON")]
         json: bool,
     },
+    /// The region-to-region round trips as the clients measure them (listens 2.5 s).
+    Rtt {
+        /// Print JSON: `[{from, to, rtt_ms}]`.
+        #[arg(long, env = "GEOLB_JSON")]
+        json: bool,
+    },
+    /// Every link control registered (WAN emulators, agents' front links) and the regions it joins.
+    Links {
+        /// Print JSON.
+        #[arg(long, env = "GEOLB_JSON")]
+        json: bool,
+    },
 }
 
 /// Runs `geolb fleet ...`.
 pub async fn run(control: &Control, args: &FleetArgs) -> anyhow::Result<std::process::ExitCode> {
-    let FleetCommand::Ls { json } = args.command;
+    let json = match args.command {
+        FleetCommand::Ls { json } => json,
+        FleetCommand::Rtt { json } => return super::measured::rtt(control, json).await,
+        FleetCommand::Links { json } => return super::measured::links(control, json).await,
+    };
     let fleet = list_with_source(control).await?;
     if fleet.source == Source::Listen {
         eprintln!(

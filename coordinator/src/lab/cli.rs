@@ -79,10 +79,7 @@ pub async fn run(args: &LabArgs) -> anyhow::Result<ExitCode> {
                 }
             };
             let state = super::up::up(config, &dir, launcher).await?;
-            let what = match state.docker {
-                Some(_) => "containers",
-                None => "processes",
-            };
+            let what = state.backend.noun();
             emit(&format!(
                 "lab up in {}: control plane {}, {} {what}; `geolb lab status` shows it\n",
                 state.dir.display(),

@@ -1,84 +1,93 @@
 //! `geolb lab down`: stops every process the lab started (clients first,
-//! the control plane last), or removes every container and network of a
-//! containerised lab, also after a crash of `lab up` or the coordinator,
-//! and checks that nothing of the lab is left running. The control plane's
-//! JetStream store (reports) and the logs stay.
+//! the control plane last) and, for a lab in containers, removes every
+//! container and network labelled for it, also after a crash of `lab up` or
+//! the coordinator, and checks that nothing of the lab is left running. The
+//! control plane's JetStream store (reports) and the logs stay.
 
 use super::process;
-use super::state::LabState;
+use super::state::{Backend, LabState};
 use std::path::Path;
 use std::time::Duration;
 
 /// What `lab down` did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Down {
-    /// Processes stopped (containers removed).
+    /// Processes stopped and containers removed.
     pub stopped: usize,
     /// Networks removed (containers only).
     pub networks: usize,
-    /// Processes of the lab still found afterwards (should be none).
+    /// What of the lab was still found afterwards (should be nothing).
     pub left: Vec<String>,
 }
 
-/// Stops the lab in `dir`; `Ok(None)` when there is none. With `docker`,
-/// containers and networks labelled for `dir` are removed even when no
-/// state file says so (a `lab up --docker` killed before writing it).
-pub async fn down(dir: &Path, docker: bool) -> anyhow::Result<Option<Down>> {
-    let state = LabState::load(dir)?;
-    let containers = match &state {
-        Some(state) => state.docker.is_some(),
-        None => docker,
-    };
-    if containers {
-        // Its host processes (the dashboard) first.
-        let pids: Vec<i32> = state
-            .iter()
-            .flat_map(|s| s.processes.iter().rev().map(|p| p.pid))
-            .collect();
-        process::stop_all(&pids, Duration::from_secs(5));
-        let dir = match &state {
-            Some(state) => state.dir.clone(),
+/// Stops the lab in `dir`; `Ok(None)` when there is none. With
+/// `sweep_containers`, containers and networks labelled for `dir` are
+/// removed even when no state file says so (a `lab up --docker` killed
+/// before writing it).
+pub async fn down(dir: &Path, sweep_containers: bool) -> anyhow::Result<Option<Down>> {
+    let down = match LabState::load(dir)? {
+        Some(state) => teardown(&state).await?,
+        None if sweep_containers => match dir.canonicalize() {
+            Ok(dir) => {
+                let down = containers(&dir).await?;
+                if down.stopped + down.networks == 0 {
+                    return Ok(None);
+                }
+                down
+            }
             // No directory: no lab was ever started there.
-            None => match dir.canonicalize() {
-                Ok(dir) => dir,
-                Err(_) => return Ok(None),
-            },
-        };
-        let removed = super::docker::remove(&dir).await?;
-        LabState::remove(&dir)?;
-        if state.is_none() && removed.containers + removed.networks == 0 {
-            return Ok(None);
-        }
-        return Ok(Some(Down {
-            stopped: removed.containers,
-            networks: removed.networks,
-            left: match removed.left {
-                0 => Vec::new(),
-                n => vec![format!(
-                    "{n} containers or networks labelled {}",
-                    removed.owner
-                )],
-            },
-        }));
-    }
-    let Some(state) = state else {
-        return Ok(None);
+            Err(_) => return Ok(None),
+        },
+        None => return Ok(None),
     };
+    LabState::remove(dir)?;
+    Ok(Some(down))
+}
+
+/// Stops everything `state` says the lab started, by its backend.
+pub async fn teardown(state: &LabState) -> anyhow::Result<Down> {
+    let mut down = processes(state);
+    if let Backend::Containers(_) = state.backend {
+        let removed = containers(&state.dir).await?;
+        down.stopped += removed.stopped;
+        down.networks += removed.networks;
+        down.left.extend(removed.left);
+    }
+    Ok(down)
+}
+
+/// Stops the lab's processes on this machine, then any stray process still
+/// running from the lab's files (e.g. a nats-server whose agent was killed
+/// with SIGKILL before PDEATHSIG could act).
+fn processes(state: &LabState) -> Down {
     let pids: Vec<i32> = state.processes.iter().rev().map(|p| p.pid).collect();
     let alive = state.alive().len();
     process::stop_all(&pids, Duration::from_secs(10));
-    // Anything else still running from the lab's files (e.g. a nats-server
-    // whose agent was killed with SIGKILL before PDEATHSIG could act).
     let needle = state.dir.display().to_string();
     let strays = process::mentioning(&needle);
     let left = process::stop_all(&strays, Duration::from_secs(3))
         .iter()
         .map(|pid| format!("process {pid}"))
         .collect();
-    LabState::remove(dir)?;
-    Ok(Some(Down {
+    Down {
         stopped: alive + strays.len(),
         networks: 0,
         left,
-    }))
+    }
+}
+
+/// Removes every container and network labelled for the lab in `dir`.
+async fn containers(dir: &Path) -> anyhow::Result<Down> {
+    let removed = super::docker::remove(dir).await?;
+    Ok(Down {
+        stopped: removed.containers,
+        networks: removed.networks,
+        left: match removed.left {
+            0 => Vec::new(),
+            n => vec![format!(
+                "{n} containers or networks labelled {}",
+                removed.owner
+            )],
+        },
+    })
 }

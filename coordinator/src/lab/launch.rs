@@ -4,8 +4,8 @@
 
 use super::docker;
 use super::process;
-use super::state::{LabProcess, LabState};
-use super::topology::{Placement, Topology, CONTROL_HOST};
+use super::state::{Backend, LabProcess, LabState};
+use super::topology::{Topology, CONTROL_HOST};
 use std::path::{Path, PathBuf};
 
 /// Where `lab up` finds its binaries.
@@ -72,11 +72,20 @@ impl View {
 }
 
 impl Launcher {
-    /// Processes or containers.
-    pub(super) fn placement(&self) -> Placement {
+    /// The backend the state of a lab in `dir` (canonical) keeps.
+    pub(super) fn backend(&self, dir: &Path) -> Backend {
         match self {
-            Launcher::Processes(_) => Placement::Processes,
-            Launcher::Containers(_) => Placement::Containers,
+            Launcher::Processes(bins) => Backend::Processes {
+                servers_dir: bins
+                    .servers_dir
+                    .canonicalize()
+                    .unwrap_or_else(|_| bins.servers_dir.clone()),
+            },
+            Launcher::Containers(engine) => Backend::Containers(docker::DockerLab {
+                nats_versions: engine.nats_versions.clone(),
+                images: engine.images.clone(),
+                ..docker::DockerLab::new(dir)
+            }),
         }
     }
 
@@ -119,7 +128,10 @@ impl Launcher {
                 launch(state, name, Path::new(program), args)
             }
             Launcher::Containers(engine) => {
-                let lab = state.docker.clone().expect("a containerised lab");
+                let lab =
+                    state.backend.docker().cloned().ok_or_else(|| {
+                        anyhow::anyhow!("a container launched in a lab of processes")
+                    })?;
                 let spec = docker::spec(&lab, state, t, name, &kind, command);
                 engine.launch(state, spec).await
             }

@@ -6,8 +6,7 @@ use super::config::LabConfig;
 use crate::control::Control;
 use futures::StreamExt;
 use geolb_proto::client::ClientRecord;
-use geolb_proto::wan::{self, WanReply};
-use geolb_proto::{subject, Command, Metrics, Request, ServerMetrics};
+use geolb_proto::{subject, Metrics, ServerMetrics};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -50,33 +49,12 @@ async fn greets(addr: &str) -> bool {
     )
 }
 
-/// Asks the emulator `wan` to list its links.
-pub async fn wan_request(
-    control: &Control,
-    verb: &str,
-    args: serde_json::Value,
-) -> anyhow::Result<WanReply> {
-    let mut command = Command::new(control.next_command_id(), &Request::Status);
-    command.args = args;
-    let subject = wan::subject("wan", verb);
-    let answer = tokio::time::timeout(
-        Duration::from_secs(5),
-        control.client().request(subject, command.encode().into()),
-    )
-    .await
-    .map_err(|_| anyhow::anyhow!("the WAN emulator did not answer {verb} in 5 s"))??;
-    let reply: WanReply = serde_json::from_slice(&answer.payload)?;
-    match &reply.error {
-        Some(e) => anyhow::bail!("the WAN emulator refused {verb}: {e}"),
-        None => Ok(reply),
-    }
-}
-
 /// Waits until the emulator lists `links` links.
 pub async fn emulator(control: &Control, links: usize, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        let last = match wan_request(control, "list", serde_json::Value::Null).await {
+        let listed = crate::links::request(control, "wan", "list", serde_json::Value::Null);
+        let last = match listed.await {
             Ok(reply) if reply.links.len() == links => return Ok(()),
             Ok(reply) => format!("it lists {} of {links} links", reply.links.len()),
             Err(e) => e.to_string(),
@@ -88,20 +66,9 @@ pub async fn emulator(control: &Control, links: usize, timeout: Duration) -> any
     }
 }
 
-/// Whether a server's metrics show it healthy and fully joined.
+/// Whether a server's metrics show it healthy and fully joined in the lab of `config`.
 pub fn joined(m: &ServerMetrics, config: &LabConfig) -> Result<(), String> {
-    let want_routes = config.servers_per_region - 1;
-    let want_gateways = config.regions.len() - 1;
-    let gateways = m.gateways.iter().filter(|g| g.outbound).count();
-    if !m.healthy {
-        Err(format!("/healthz answers {}", m.healthz_status))
-    } else if m.routes < want_routes {
-        Err(format!("{} of {want_routes} route peers", m.routes))
-    } else if gateways < want_gateways {
-        Err(format!("{gateways} of {want_gateways} gateways"))
-    } else {
-        Ok(())
-    }
+    crate::live::joined(m, config.servers_per_region - 1, config.regions.len() - 1)
 }
 
 /// Waits until every server in `ids` reports itself healthy, routed and gatewayed.

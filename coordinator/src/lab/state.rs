@@ -3,6 +3,7 @@
 //! after `lab up` (or the whole coordinator) crashed half-way.
 
 use super::config::LabConfig;
+use super::topology::Placement;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -43,14 +44,14 @@ pub struct LabState {
     /// The secret the gateway passwords are made from (never printed).
     #[serde(default)]
     pub gateway_secret: String,
-    /// Folder of installed nats-server versions (for upgrades).
-    #[serde(default)]
-    pub servers_dir: PathBuf,
+    /// Where the lab runs: processes here, or containers.
+    pub backend: Backend,
     /// When `lab up` began (ms since epoch).
     pub started_at_ms: u64,
     /// Whether `lab up` finished.
     pub ready: bool,
-    /// Everything started, in order.
+    /// Every process started on this machine, in order (all of a process
+    /// lab; of a lab in containers, its dashboard).
     pub processes: Vec<LabProcess>,
     /// The control plane's identities (least privilege; see `geolb control-plane init`).
     #[serde(default)]
@@ -58,9 +59,45 @@ pub struct LabState {
     /// The URL of the lab's dashboard, once it listens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dashboard_url: Option<String>,
-    /// The containers and networks of a lab run by `lab up --docker`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub docker: Option<super::docker::DockerLab>,
+}
+
+/// Where a lab runs, the one place its mode is kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Backend {
+    /// Processes on this machine, on 127.0.0.1.
+    Processes {
+        /// Folder of installed nats-server versions, `<dir>/<version>/nats-server`.
+        servers_dir: PathBuf,
+    },
+    /// Containers and networks of the local Docker engine (`lab up --docker`).
+    Containers(super::docker::DockerLab),
+}
+
+impl Backend {
+    /// Processes or containers, for the plan.
+    pub fn placement(&self) -> Placement {
+        match self {
+            Backend::Processes { .. } => Placement::Processes,
+            Backend::Containers(_) => Placement::Containers,
+        }
+    }
+
+    /// `processes` or `containers`.
+    pub fn noun(&self) -> &'static str {
+        match self {
+            Backend::Processes { .. } => "processes",
+            Backend::Containers(_) => "containers",
+        }
+    }
+
+    /// The containers and networks, for a lab in containers.
+    pub fn docker(&self) -> Option<&super::docker::DockerLab> {
+        match self {
+            Backend::Containers(lab) => Some(lab),
+            Backend::Processes { .. } => None,
+        }
+    }
 }
 
 impl LabState {
@@ -118,35 +155,19 @@ impl LabState {
             })
     }
 
-    /// Processes or containers.
-    pub fn placement(&self) -> super::topology::Placement {
-        match self.docker {
-            Some(_) => super::topology::Placement::Containers,
-            None => super::topology::Placement::Processes,
-        }
-    }
-
-    /// Whether nats-server `version` is installed where the servers run.
-    pub fn has_version(&self, version: &str) -> bool {
-        match &self.docker {
-            Some(lab) => lab.nats_versions.iter().any(|v| v == version),
-            None => self.servers_dir.join(version).join("nats-server").is_file(),
-        }
-    }
-
     /// How many processes (or containers) the lab started.
     pub fn started(&self) -> usize {
-        match &self.docker {
-            Some(lab) => lab.containers.len(),
-            None => self.processes.len(),
+        match &self.backend {
+            Backend::Containers(lab) => lab.containers.len(),
+            Backend::Processes { .. } => self.processes.len(),
         }
     }
 
     /// How many of them still run.
     pub async fn running(&self) -> anyhow::Result<usize> {
-        match &self.docker {
-            Some(lab) => super::docker::running(lab).await,
-            None => Ok(self.alive().len()),
+        match &self.backend {
+            Backend::Containers(lab) => super::docker::running(lab).await,
+            Backend::Processes { .. } => Ok(self.alive().len()),
         }
     }
 

@@ -72,7 +72,7 @@ const LISTEN: Duration = Duration::from_millis(1500);
 
 /// Reads the lab's status from its control plane.
 pub async fn status(state: &LabState, control: &Control) -> anyhow::Result<LabStatus> {
-    let t = Topology::plan_for(&state.config, state.placement());
+    let t = Topology::plan_for(&state.config, state.backend.placement());
     let mut metrics = control.client().subscribe(subject::METRICS_ALL).await?;
     let mut reports = control.client().subscribe(subject::CLIENTS_ALL).await?;
     let mut servers: BTreeMap<String, (Option<String>, bool)> = BTreeMap::new();

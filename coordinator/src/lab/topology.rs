@@ -115,14 +115,24 @@ impl Topology {
         Topology::plan_for(config, Placement::Processes)
     }
 
-    /// Plans the lab of `config` for `placement`.
+    /// Plans the lab of `config` for `placement`, its ports one after
+    /// another from `ports_base`.
     pub fn plan_for(config: &LabConfig, placement: Placement) -> Topology {
         let mut next = config.ports_base;
-        let mut port = || {
+        Topology::plan_with(config, placement, || {
             let p = next;
             next += 1;
             p
-        };
+        })
+    }
+
+    /// Plans the lab of `config` for `placement`, each port from `port`
+    /// (a test's fixture takes free ports instead of a range).
+    pub fn plan_with(
+        config: &LabConfig,
+        placement: Placement,
+        mut port: impl FnMut() -> u16,
+    ) -> Topology {
         let (control_port, control_http_port) = (port(), port());
         let mut servers = Vec::new();
         for region in &config.regions {

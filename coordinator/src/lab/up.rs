@@ -7,7 +7,6 @@ use super::config::LabConfig;
 use super::docker;
 use super::launch::View;
 pub use super::launch::{Binaries, Launcher};
-use super::process;
 use super::ready;
 use super::state::LabState;
 use super::topology::{Placement, Topology};
@@ -28,36 +27,22 @@ pub async fn up(config: LabConfig, dir: &Path, launcher: Launcher) -> anyhow::Re
         }
         LabState::remove(dir)?;
     }
-    let topology = Topology::plan_for(&config, launcher.placement());
-    check_ports_free(&config, &topology)?;
     std::fs::create_dir_all(dir.join("logs"))?;
     let dir = dir.canonicalize()?;
-    let servers_dir = match &launcher {
-        Launcher::Processes(bins) => bins
-            .servers_dir
-            .canonicalize()
-            .unwrap_or_else(|_| bins.servers_dir.clone()),
-        Launcher::Containers(_) => docker::SERVERS_DIR.into(),
-    };
+    let backend = launcher.backend(&dir);
+    let topology = Topology::plan_for(&config, backend.placement());
+    check_ports_free(&config, &topology)?;
     let mut state = LabState {
         dir: dir.clone(),
         control_url: format!("nats://127.0.0.1:{}", topology.control_port),
         gateway_secret: (0..24).map(|_| fastrand::alphanumeric()).collect(),
-        servers_dir,
+        backend,
         config,
         started_at_ms: geolb_proto::now_ms(),
         ready: false,
         dashboard_url: None,
         processes: Vec::new(),
         identities: Vec::new(),
-        docker: match &launcher {
-            Launcher::Containers(engine) => Some(docker::DockerLab {
-                nats_versions: engine.nats_versions.clone(),
-                images: engine.images.clone(),
-                ..docker::DockerLab::new(&dir)
-            }),
-            Launcher::Processes(_) => None,
-        },
     };
     let started = async {
         if let Launcher::Containers(engine) = &launcher {
@@ -72,12 +57,7 @@ pub async fn up(config: LabConfig, dir: &Path, launcher: Launcher) -> anyhow::Re
             Ok(state)
         }
         Err(e) => {
-            // A lab in containers has host processes too (its dashboard).
-            let pids: Vec<i32> = state.processes.iter().rev().map(|p| p.pid).collect();
-            process::stop_all(&pids, Duration::from_secs(5));
-            if state.docker.is_some() {
-                docker::remove(&dir).await?;
-            }
+            super::down::teardown(&state).await?;
             LabState::remove(&dir)?;
             Err(e.context("the lab did not come up; everything it started was stopped (logs in <lab dir>/logs, or `docker logs`)"))
         }

@@ -5,8 +5,8 @@
 //!
 //! The JSON keys are a contract for other tools: `scenario`, `params`,
 //! `started_at`, `finished_at`, `passed`, `reasons`, `timeline`, `clients`,
-//! `summary.by_strategy.<strategy>`, and for rolling upgrades `servers` and
-//! `duration_ms`.
+//! `summary.by_strategy.<strategy>`, `fleet` (where it ran), and for rolling
+//! upgrades `servers` and `duration_ms`.
 
 pub mod cli;
 pub mod print;
@@ -120,6 +120,25 @@ pub struct ServerVersions {
     pub version_after: Option<String>,
 }
 
+/// What the report says about where a scenario ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetSummary {
+    /// `lab` or `control`.
+    pub source: String,
+    /// The control plane (no secrets).
+    pub control: String,
+    /// Regions with servers.
+    pub regions: Vec<String>,
+    /// Live server agents when the run began.
+    pub servers: u32,
+    /// Clients reporting when the run began.
+    pub clients: u32,
+    /// Link controls found (emulators' and agents' front links).
+    pub links: u32,
+    /// Whether the report was kept in the control plane's history (JetStream).
+    pub history: bool,
+}
+
 /// A scenario report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -152,6 +171,9 @@ pub struct Report {
     /// After a restore, how long until every `rtt` client was home again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub return_home_ms: Option<u64>,
+    /// Where it ran (reports of earlier versions have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetSummary>,
 }
 
 /// RFC 3339 UTC text of a time in ms since the epoch.

@@ -2,12 +2,14 @@
 //! down and up (their agents stop, kill or pause them), or the region's
 //! links are cut and healed; clients must not thrash.
 
-use super::lab::{outcomes, Lab};
+use super::faults::Faults;
+use super::fleet::Fleet;
+use super::gates;
 use super::observe::Observer;
+use super::outcome::outcomes;
 use super::Finished;
-use geolb_proto::wan::{LinkConfig, LinkState};
-use geolb_proto::{FlapArgs as AgentFlap, FlapMode, Request, WireDuration};
-use std::time::Duration;
+use geolb_proto::wan::LinkState;
+use geolb_proto::{FlapArgs as AgentFlap, FlapMode, WireDuration};
 
 /// How the servers go down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -19,7 +21,7 @@ pub enum FlapHow {
     Kill,
     /// SIGSTOP, SIGCONT on up (TCP stays open, nothing answers).
     Pause,
-    /// The region's links are cut, healed on up.
+    /// The region's links are cut, healed on up (needs link control).
     Partition,
 }
 
@@ -53,12 +55,20 @@ pub struct FlapArgs {
 }
 
 /// Runs the scenario.
-pub async fn run(lab: &Lab, args: &FlapArgs, obs: &Observer) -> anyhow::Result<Finished> {
-    lab.check_region(&args.region)?;
+pub async fn run(
+    fleet: &Fleet,
+    args: &FlapArgs,
+    obs: &Observer,
+    faults: &Faults,
+) -> anyhow::Result<Finished> {
+    fleet.check_region(&args.region)?;
     if args.cycles == 0 || args.cycles > 1000 {
         return Err(crate::UsageError("--cycles: use 1 to 1000".into()).into());
     }
-    let all = lab.servers_of(&args.region);
+    if args.mode == FlapHow::Partition {
+        fleet.require_links(&args.region, "partition")?;
+    }
+    let all = fleet.servers_of(&args.region);
     let servers: Vec<String> = match args.servers.as_str() {
         "all" => all.clone(),
         n => {
@@ -76,12 +86,12 @@ pub async fn run(lab: &Lab, args: &FlapArgs, obs: &Observer) -> anyhow::Result<F
             all[..n].to_vec()
         }
     };
-    lab.settled(obs, args.settle_timeout.0).await?;
+    gates::clients_settled(fleet, obs, args.settle_timeout.0).await?;
     obs.mark_baseline();
     let began = obs.elapsed_ms();
     let (down, up) = (args.down.0, args.up.0);
     match args.mode {
-        FlapHow::Partition => partition(lab, args, obs).await?,
+        FlapHow::Partition => partition(fleet, args, obs, faults).await?,
         how => {
             let mode = match how {
                 FlapHow::Stop => FlapMode::Stop,
@@ -96,24 +106,31 @@ pub async fn run(lab: &Lab, args: &FlapArgs, obs: &Observer) -> anyhow::Result<F
                     args.cycles
                 ),
             );
-            let flap = Request::Flap(AgentFlap {
+            let flap = AgentFlap {
                 down: Some(args.down),
                 up: Some(args.up),
                 cycles: Some(args.cycles),
                 mode,
                 cancel: false,
-            });
-            lab.command(&servers, &flap, Duration::from_secs(10))
-                .await?;
-            tokio::time::sleep((down + up) * args.cycles).await;
+            };
+            let fault = faults.flap(fleet, &servers, flap).await?;
+            gates::hold(fleet, (down + up) * args.cycles).await?;
+            // Over by now: nothing to cancel, unless the run fails before this.
+            faults.forget(fault);
         }
     }
     obs.note("restore", "the flap is over");
-    lab.servers_ready(&all, args.settle_timeout.0).await?;
-    lab.settled(obs, args.settle_timeout.0).await?;
+    gates::servers_ready(fleet, &all, args.settle_timeout.0).await?;
+    gates::clients_settled(fleet, obs, args.settle_timeout.0).await?;
     let ended = obs.elapsed_ms();
     let now = obs.clients();
-    let clients = outcomes(&now, &now, (began, ended), |v| v.latest.region.clone());
+    let homes = gates::homes(&now, &fleet.regions().into_iter().collect());
+    let clients = outcomes(&now, &now, (began, ended), |v| {
+        homes
+            .get(&v.latest.client)
+            .cloned()
+            .unwrap_or_else(|| v.latest.region.clone())
+    });
     let mut reasons = Vec::new();
     let limit = args.max_switches_per_cycle * f64::from(args.cycles);
     for c in clients.iter().filter(|c| c.strategy == "rtt") {
@@ -131,9 +148,13 @@ pub async fn run(lab: &Lab, args: &FlapArgs, obs: &Observer) -> anyhow::Result<F
     })
 }
 
-async fn partition(lab: &Lab, args: &FlapArgs, obs: &Observer) -> anyhow::Result<()> {
-    let links = lab.topology.partition_links(&args.region);
-    let cut = LinkConfig::default().with_state(LinkState::Cut);
+async fn partition(
+    fleet: &Fleet,
+    args: &FlapArgs,
+    obs: &Observer,
+    faults: &Faults,
+) -> anyhow::Result<()> {
+    let links = fleet.region_links(&args.region);
     for cycle in 1..=args.cycles {
         obs.note(
             "fault",
@@ -143,14 +164,16 @@ async fn partition(lab: &Lab, args: &FlapArgs, obs: &Observer) -> anyhow::Result
                 args.region
             ),
         );
-        lab.set_links(&links, cut).await?;
-        tokio::time::sleep(args.down.0).await;
+        let cut = faults
+            .change_links(fleet, &links, |c| c.with_state(LinkState::Cut))
+            .await?;
+        gates::hold(fleet, args.down.0).await?;
         obs.note(
             "restore",
             format!("cycle {cycle}: heal the links into {}", args.region),
         );
-        lab.restore_links(&links).await?;
-        tokio::time::sleep(args.up.0).await;
+        faults.undo(fleet, cut).await?;
+        gates::hold(fleet, args.up.0).await?;
     }
     Ok(())
 }

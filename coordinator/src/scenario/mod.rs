@@ -1,23 +1,34 @@
-//! `geolb scenario run NAME`: the seed's failure scenarios on the lab,
-//! driven only through the back channel (agents and the WAN emulator), each
-//! step gated on health, then a report (see [`crate::report`]).
+//! `geolb scenario run NAME`: the seed's failure scenarios on any fleet a
+//! control plane sees (the local lab by default, or `geolb --control URL`),
+//! driven only through the back channel (agents' verbs, registered link
+//! controls, flyctl), each step gated on health, then a report (see
+//! [`crate::report`]). A run that fails half-way undoes its faults.
 //!
 //! # Layout
-//! - [`lab`]: opening the lab, commands, link changes, gates, outcomes.
-//! - [`observe`]: the timeline and what every client reported.
+//! - [`fleet`]: the fleet a run sees (agents, servers, clients, links), from the lab or a control plane.
+//! - [`gates`]: servers ready, clients settled, home regions, expected regions.
+//! - [`faults`]: the faults applied and how each is undone.
+//! - [`observe`]: the timeline and what every client reported, published as it grows.
+//! - [`outcome`]: what every client saw (pure).
 //! - one module per scenario: [`rolling_upgrade`], [`dc_outage`], [`flap`], [`scale`].
 
 pub mod dc_outage;
+pub mod faults;
 pub mod flap;
-pub mod lab;
+pub mod fleet;
+pub mod gates;
 pub mod observe;
+pub mod outcome;
 pub mod rolling_upgrade;
 pub mod scale;
 
+use crate::cli::Cli;
 use crate::emit;
 use crate::report::{self, ClientOutcome, Report, ServerVersions};
 use clap::{Args, Subcommand};
-use lab::Lab;
+use faults::Faults;
+use fleet::{Fleet, Source};
+use geolb_proto::scenario::ScenarioUpdate;
 use observe::Observer;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,14 +44,14 @@ pub struct ScenarioArgs {
 /// The scenario subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ScenarioCommand {
-    /// Run a scenario on the lab and report what the clients saw.
+    /// Run a scenario on the lab (or, with --control, any fleet) and report what the clients saw.
     Run(RunArgs),
 }
 
 /// Flags of `geolb scenario run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Lab directory.
+    /// Lab directory, when no --control is given.
     #[arg(long, env = "GEOLB_LAB_DIR", global = true)]
     pub dir: Option<PathBuf>,
     /// Also write the report's JSON to this file.
@@ -103,17 +114,38 @@ pub struct Finished {
     pub return_home_ms: Option<u64>,
 }
 
-/// Runs `geolb scenario ...`.
-pub async fn run(args: &ScenarioArgs) -> anyhow::Result<ExitCode> {
+/// Runs `geolb scenario ...`: on the fleet of `--control`, else on the lab.
+pub async fn run(cli: &Cli, args: &ScenarioArgs) -> anyhow::Result<ExitCode> {
     let ScenarioCommand::Run(run) = &args.command;
-    let dir = crate::lab::state::lab_dir(run.dir.clone());
-    let lab = Lab::open(&dir).await?;
-    let report = execute(&lab, &run.name).await?;
+    let fleet = open(cli, run).await?;
+    if let Scenario::DcOutage(a) = &run.name {
+        if a.dry_run {
+            let steps = dc_outage::plan(&fleet, a)?;
+            let text: Vec<String> = steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| format!("{}. {s}\n", i + 1))
+                .collect();
+            emit(&text.concat())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let report = execute(&fleet, &run.name).await?;
     if let Some(file) = &run.report {
         std::fs::write(file, serde_json::to_vec_pretty(&report)?)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;
     }
-    report::store::save(&lab.control, &report).await?;
+    match fleet.jetstream {
+        true => report::store::save(&fleet.control, &report).await?,
+        false => eprintln!(
+            "geolb: note: the control plane {} has no JetStream, so this report is not kept in its history (`geolb report` will not list it){}",
+            fleet.control.url(),
+            match &run.report {
+                Some(file) => format!("; its JSON is in {}", file.display()),
+                None => "; keep it with --report FILE".into(),
+            }
+        ),
+    }
     if run.json {
         emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {
@@ -126,18 +158,71 @@ pub async fn run(args: &ScenarioArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Runs one scenario on `lab` and builds its report. A gate that times out
-/// ends the scenario early: the report then fails with that reason.
-pub async fn execute(lab: &Lab, scenario: &Scenario) -> anyhow::Result<Report> {
+/// The fleet of `--control`, or of the lab in `--dir`.
+pub async fn open(cli: &Cli, run: &RunArgs) -> anyhow::Result<Fleet> {
+    if cli.control.url.is_some() {
+        let control = cli.connect().await?;
+        let url = control.url().to_string();
+        return Fleet::open(control, Source::Control(url)).await;
+    }
+    let dir = crate::lab::state::lab_dir(run.dir.clone());
+    let state = crate::lab::state::LabState::load(&dir)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "no lab in {} and no --control given: start `geolb lab up`, or run on another fleet with `geolb --control URL scenario run ...`",
+            dir.display()
+        )
+    })?;
+    let running = state.running().await?;
+    if !state.ready || running < state.started() {
+        anyhow::bail!(
+            "the lab in {} is not whole ({running} of {} processes alive); `geolb lab down` then `geolb lab up`",
+            dir.display(),
+            state.started()
+        );
+    }
+    let control = crate::lab::up::connect(&state).await?;
+    Fleet::open(control, Source::Lab(Box::new(state))).await
+}
+
+/// Runs one scenario on `fleet` and builds its report. A gate that times
+/// out, an agent gone stale or Ctrl-C ends the scenario early: every fault
+/// it applied is undone and the report fails with the reason.
+pub async fn execute(fleet: &Fleet, scenario: &Scenario) -> anyhow::Result<Report> {
     let started_at = geolb_proto::now_ms();
-    let observer = Observer::start(&lab.control).await?;
+    let stamp = report::rfc3339(started_at);
+    let id = format!(
+        "{}-{}",
+        stamp[..19].replace([':', '-'], "").replace('T', "-"),
+        scenario.name()
+    );
+    publish(
+        fleet,
+        &id,
+        &ScenarioUpdate::Begin {
+            v: geolb_proto::PROTOCOL_VERSION,
+            run: id.clone(),
+            scenario: scenario.name().into(),
+            params: scenario.params(),
+            at_ms: started_at,
+        },
+    )
+    .await;
+    let observer = Observer::start(&fleet.live, fleet.control.client().clone(), id.clone());
     observer.note("begin", scenario.name());
-    let outcome = match scenario {
-        Scenario::RollingUpgrade(a) => rolling_upgrade::run(lab, a, &observer).await,
-        Scenario::DcOutage(a) => dc_outage::run(lab, a, &observer).await,
-        Scenario::Flap(a) => flap::run(lab, a, &observer).await,
-        Scenario::Scale(a) => scale::run(lab, a, &observer).await,
+    let faults = Faults::default();
+    let work = async {
+        match scenario {
+            Scenario::RollingUpgrade(a) => rolling_upgrade::run(fleet, a, &observer).await,
+            Scenario::DcOutage(a) => dc_outage::run(fleet, a, &observer, &faults).await,
+            Scenario::Flap(a) => flap::run(fleet, a, &observer, &faults).await,
+            Scenario::Scale(a) => scale::run(fleet, a, &observer).await,
+        }
     };
+    let outcome = tokio::select! {
+        outcome = work => outcome,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted (Ctrl-C)")),
+    };
+    faults.undo_all(fleet, &observer).await;
     let finished = match outcome {
         Ok(finished) => finished,
         Err(e) if e.downcast_ref::<crate::UsageError>().is_some() => return Err(e),
@@ -151,19 +236,27 @@ pub async fn execute(lab: &Lab, scenario: &Scenario) -> anyhow::Result<Report> {
     };
     observer.note("end", scenario.name());
     let finished_at = geolb_proto::now_ms();
-    let stamp = report::rfc3339(started_at);
-    let id = format!(
-        "{}-{}",
-        stamp[..19].replace([':', '-'], "").replace('T', "-"),
-        scenario.name()
-    );
+    let passed = finished.reasons.is_empty();
+    // Let the observer publish the last entries before the end.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    publish(
+        fleet,
+        &id,
+        &ScenarioUpdate::End {
+            run: id.clone(),
+            passed,
+            reasons: finished.reasons.clone(),
+            at_ms: finished_at,
+        },
+    )
+    .await;
     Ok(Report {
         id,
         scenario: scenario.name().into(),
         params: scenario.params(),
         started_at: stamp,
         finished_at: report::rfc3339(finished_at),
-        passed: finished.reasons.is_empty(),
+        passed,
         reasons: finished.reasons,
         timeline: observer.timeline(),
         summary: report::summary::summarise(&finished.clients),
@@ -171,5 +264,17 @@ pub async fn execute(lab: &Lab, scenario: &Scenario) -> anyhow::Result<Report> {
         servers: finished.servers,
         duration_ms: finished.duration_ms,
         return_home_ms: finished.return_home_ms,
+        fleet: Some(fleet.summary()),
     })
+}
+
+/// Publishes one progress update of run `id` (lost if the control plane is away).
+async fn publish(fleet: &Fleet, id: &str, update: &ScenarioUpdate) {
+    if let Ok(body) = serde_json::to_vec(update) {
+        let client = fleet.control.client();
+        let _ = client
+            .publish(geolb_proto::scenario::subject(id), body.into())
+            .await;
+        let _ = client.flush().await;
+    }
 }

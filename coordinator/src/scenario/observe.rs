@@ -1,15 +1,18 @@
-//! The scenario's eyes: every agent event and every client report on the
-//! control plane, kept as a timeline and, per client, its latest status,
-//! its counters at the baseline, and its moves.
+//! The scenario's eyes: every agent event and every client report the
+//! fleet sees, kept as a timeline and, per client, its latest status, its
+//! counters at the baseline, and its moves. Every timeline entry is also
+//! published on `geolb.scenario.<run id>` as it is added
+//! ([`geolb_proto::scenario`]), so the run can be followed live.
 
-use crate::control::Control;
+use crate::live::{LiveFleet, Update};
 use crate::report::TimelineEntry;
-use futures::StreamExt;
-use geolb_proto::client::{ClientMove, ClientRecord, ClientStatus};
-use geolb_proto::{subject, Event, EventKind};
+use geolb_proto::client::{ClientMove, ClientStatus};
+use geolb_proto::scenario::{self, ScenarioUpdate};
+use geolb_proto::{Event, EventKind};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use tokio::sync::{broadcast, mpsc};
 
 /// Most timeline entries kept (a report must fit one message).
 const MAX_TIMELINE: usize = 5000;
@@ -17,8 +20,12 @@ const MAX_TIMELINE: usize = 5000;
 /// What the observer knows of one client.
 #[derive(Debug, Clone)]
 pub struct ClientView {
+    /// The agent whose report channel carries it.
+    pub agent: String,
     /// Its latest status.
     pub latest: ClientStatus,
+    /// When that status arrived.
+    pub received: Instant,
     /// Its status when the baseline was taken.
     pub baseline: Option<ClientStatus>,
     /// Its moves since the baseline, with their time (ms since the start).
@@ -30,34 +37,61 @@ impl ClientView {
     pub fn region_now(&self) -> Option<&str> {
         self.latest.server.as_ref().map(|s| s.region.as_str())
     }
+
+    /// Its status before the fault: the baseline, else the latest.
+    pub fn before(&self) -> &ClientStatus {
+        self.baseline.as_ref().unwrap_or(&self.latest)
+    }
 }
 
 #[derive(Default)]
 struct Seen {
     timeline: Vec<TimelineEntry>,
     clients: BTreeMap<String, ClientView>,
+    missed: u64,
 }
 
-/// Watches the control plane for the whole scenario.
+/// Watches the fleet for the whole scenario.
 pub struct Observer {
     started: Instant,
     seen: Arc<Mutex<Seen>>,
+    published: mpsc::UnboundedSender<TimelineEntry>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Observer {
-    /// Subscribes to every event and client report.
-    pub async fn start(control: &Control) -> anyhow::Result<Observer> {
-        let events = control.client().subscribe(subject::EVENTS_ALL).await?;
-        let reports = control.client().subscribe(subject::CLIENTS_ALL).await?;
+    /// Follows `live`; publishes run `run`'s entries on `client`.
+    pub fn start(live: &LiveFleet, client: async_nats::Client, run: String) -> Observer {
         let started = Instant::now();
         let seen = Arc::new(Mutex::new(Seen::default()));
-        let task = tokio::spawn(watch(events, reports, seen.clone(), started));
-        Ok(Observer {
+        for (id, entry) in live.clients() {
+            lock(&seen).clients.insert(
+                id,
+                ClientView {
+                    agent: entry.agent,
+                    latest: entry.status,
+                    received: entry.received,
+                    baseline: None,
+                    moves: Vec::new(),
+                },
+            );
+        }
+        let (published, entries) = mpsc::unbounded_channel();
+        let task = tokio::spawn(watch(
+            live.subscribe(),
+            entries,
+            published.clone(),
+            client,
+            run,
+            seen.clone(),
+            started,
+        ));
+        Observer {
             started,
             seen,
+            published,
             task,
-        })
+        }
     }
 
     /// Milliseconds since the observer started.
@@ -69,13 +103,13 @@ impl Observer {
     pub fn note(&self, kind: &str, detail: impl Into<String>) {
         let detail = detail.into();
         tracing::info!(kind, detail = %detail, "Scenario step.");
-        push(
-            &mut lock(&self.seen).timeline,
-            self.elapsed_ms(),
-            "scenario",
-            kind,
+        let entry = TimelineEntry {
+            t_ms: self.elapsed_ms(),
+            source: "scenario".into(),
+            kind: kind.into(),
             detail,
-        );
+        };
+        push(&mut lock(&self.seen), &self.published, entry);
     }
 
     /// Takes every client's counters as the baseline and forgets older moves.
@@ -91,9 +125,20 @@ impl Observer {
         lock(&self.seen).clients.clone()
     }
 
-    /// The timeline so far.
+    /// The timeline so far, with a last entry saying how many updates a
+    /// busy coordinator missed, if any.
     pub fn timeline(&self) -> Vec<TimelineEntry> {
-        lock(&self.seen).timeline.clone()
+        let seen = lock(&self.seen);
+        let mut timeline = seen.timeline.clone();
+        if seen.missed > 0 {
+            timeline.push(TimelineEntry {
+                t_ms: self.elapsed_ms(),
+                source: "scenario".into(),
+                kind: "missed".into(),
+                detail: format!("{} updates arrived faster than they were read", seen.missed),
+            });
+        }
+        timeline
     }
 }
 
@@ -107,42 +152,69 @@ fn lock(seen: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {
     seen.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn push(timeline: &mut Vec<TimelineEntry>, t_ms: u64, source: &str, kind: &str, detail: String) {
-    if timeline.len() < MAX_TIMELINE {
-        timeline.push(TimelineEntry {
-            t_ms,
-            source: source.to_string(),
-            kind: kind.to_string(),
-            detail,
-        });
+fn push(seen: &mut Seen, published: &mpsc::UnboundedSender<TimelineEntry>, entry: TimelineEntry) {
+    if seen.timeline.len() < MAX_TIMELINE {
+        let _ = published.send(entry.clone());
+        seen.timeline.push(entry);
     }
 }
 
 async fn watch(
-    mut events: async_nats::Subscriber,
-    mut reports: async_nats::Subscriber,
+    mut updates: broadcast::Receiver<Update>,
+    mut entries: mpsc::UnboundedReceiver<TimelineEntry>,
+    published: mpsc::UnboundedSender<TimelineEntry>,
+    client: async_nats::Client,
+    run: String,
     seen: Arc<Mutex<Seen>>,
     started: Instant,
 ) {
+    let subject = scenario::subject(&run);
     loop {
         tokio::select! {
-            Some(message) = events.next() => {
-                if let Ok(event) = serde_json::from_slice::<Event>(&message.payload) {
-                    on_event(&mut lock(&seen), started.elapsed().as_millis() as u64, event);
+            update = updates.recv() => match update {
+                Ok(update) => {
+                    let t_ms = started.elapsed().as_millis() as u64;
+                    on_update(&mut lock(&seen), &published, t_ms, update);
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => lock(&seen).missed += n,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            Some(entry) = entries.recv() => {
+                let update = ScenarioUpdate::Entry { run: run.clone(), entry };
+                if let Ok(body) = serde_json::to_vec(&update) {
+                    let _ = client.publish(subject.clone(), body.into()).await;
                 }
             }
-            Some(message) = reports.next() => {
-                if let Ok(ClientRecord::Status(status)) = ClientRecord::decode(&message.payload) {
-                    on_status(&mut lock(&seen), status);
-                }
-            }
-            else => return,
         }
     }
 }
 
-fn on_event(seen: &mut Seen, t_ms: u64, event: Event) {
-    match event.event {
+fn on_update(
+    seen: &mut Seen,
+    published: &mpsc::UnboundedSender<TimelineEntry>,
+    t_ms: u64,
+    update: Update,
+) {
+    match update {
+        Update::Event(event) => on_event(seen, published, t_ms, &event),
+        Update::Client { agent, status } => on_status(seen, agent, (*status).clone()),
+        Update::Heartbeat(_) | Update::Metrics(_) => {}
+    }
+}
+
+fn on_event(
+    seen: &mut Seen,
+    published: &mpsc::UnboundedSender<TimelineEntry>,
+    t_ms: u64,
+    event: &Event,
+) {
+    let entry = |source: &str, kind: String, detail: String| TimelineEntry {
+        t_ms,
+        source: source.to_string(),
+        kind,
+        detail,
+    };
+    match &event.event {
         EventKind::ClientMoved { report } => {
             let from = report
                 .from
@@ -157,19 +229,17 @@ fn on_event(seen: &mut Seen, t_ms: u64, event: Event) {
                 report.reason, report.gap_ms
             );
             push(
-                &mut seen.timeline,
-                t_ms,
-                &report.client,
-                "client_moved",
-                detail,
+                seen,
+                published,
+                entry(&report.client, "client_moved".into(), detail),
             );
             if let Some(view) = seen.clients.get_mut(&report.client) {
-                view.moves.push((t_ms, *report));
+                view.moves.push((t_ms, (**report).clone()));
             }
         }
         EventKind::Unknown => {}
         kind => {
-            let value = serde_json::to_value(&kind).unwrap_or_default();
+            let value = serde_json::to_value(kind).unwrap_or_default();
             let detail = value
                 .as_object()
                 .map(|o| {
@@ -180,19 +250,25 @@ fn on_event(seen: &mut Seen, t_ms: u64, event: Event) {
                         .join(" ")
                 })
                 .unwrap_or_default();
-            push(&mut seen.timeline, t_ms, &event.agent, &kind.name(), detail);
+            push(seen, published, entry(&event.agent, kind.name(), detail));
         }
     }
 }
 
-fn on_status(seen: &mut Seen, status: ClientStatus) {
+fn on_status(seen: &mut Seen, agent: String, status: ClientStatus) {
     match seen.clients.get_mut(&status.client) {
-        Some(view) => view.latest = status,
+        Some(view) => {
+            view.latest = status;
+            view.agent = agent;
+            view.received = Instant::now();
+        }
         None => {
             seen.clients.insert(
                 status.client.clone(),
                 ClientView {
+                    agent,
                     latest: status,
+                    received: Instant::now(),
                     baseline: None,
                     moves: Vec::new(),
                 },

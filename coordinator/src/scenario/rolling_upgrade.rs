@@ -3,11 +3,13 @@
 //! `/healthz` is 200 and routes and gateways are back), then the clients
 //! settled, before the next step.
 
-use super::lab::{outcomes, Lab};
+use super::fleet::Fleet;
+use super::gates;
 use super::observe::Observer;
+use super::outcome::outcomes;
 use super::Finished;
-use crate::fleet;
 use crate::report::ServerVersions;
+use crate::UsageError;
 use geolb_proto::{Request, UpgradeArgs, WireDuration};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -27,7 +29,8 @@ pub enum Pattern {
 /// Flags of `scenario run rolling-upgrade`.
 #[derive(Debug, Clone, clap::Args, serde::Serialize)]
 pub struct RollingUpgradeArgs {
-    /// The nats-server version to go to (installed by `make tools`).
+    /// The nats-server version to go to (installed where every agent finds
+    /// it: `make tools`, the image, or a binary path).
     #[arg(long)]
     pub to: String,
     /// Which servers go together.
@@ -56,22 +59,15 @@ pub struct RollingUpgradeArgs {
 }
 
 /// Runs the scenario.
-pub async fn run(lab: &Lab, args: &RollingUpgradeArgs, obs: &Observer) -> anyhow::Result<Finished> {
-    if !lab.state.has_version(&args.to) {
-        let fix = match lab.state.docker {
-            Some(_) => "rebuild the images with it (`make images NATS_VERSIONS=...`)",
-            None => "run `make tools`",
-        };
-        return Err(crate::UsageError(format!(
-            "nats-server {} is not installed in {}; {fix} or pick an installed version",
-            args.to,
-            lab.state.servers_dir.display()
-        ))
-        .into());
-    }
-    let steps = steps(lab, args.strategy);
-    lab.settled(obs, args.step_timeout.0).await?;
-    let before = versions(lab).await?;
+pub async fn run(
+    fleet: &Fleet,
+    args: &RollingUpgradeArgs,
+    obs: &Observer,
+) -> anyhow::Result<Finished> {
+    available(fleet, args).await?;
+    let steps = steps(fleet, args.strategy);
+    gates::clients_settled(fleet, obs, args.step_timeout.0).await?;
+    let before = versions(fleet);
     obs.mark_baseline();
 
     let started_ms = obs.elapsed_ms();
@@ -83,6 +79,7 @@ pub async fn run(lab: &Lab, args: &RollingUpgradeArgs, obs: &Observer) -> anyhow
         grace: Some(args.drain_grace),
         check: false,
     });
+    let mut after = BTreeMap::new();
     for (n, step) in steps.iter().enumerate() {
         obs.note(
             "step",
@@ -94,28 +91,31 @@ pub async fn run(lab: &Lab, args: &RollingUpgradeArgs, obs: &Observer) -> anyhow
                 args.to
             ),
         );
-        lab.command(
-            step,
-            &upgrade,
-            args.step_timeout.0 + Duration::from_secs(30),
-        )
-        .await?;
-        let settled = lab.settled(obs, args.step_timeout.0).await?;
+        let replies = fleet
+            .command(
+                step,
+                &upgrade,
+                args.step_timeout.0 + Duration::from_secs(30),
+            )
+            .await?;
+        for (id, reply) in replies {
+            after.insert(id, reply.state.version);
+        }
+        let settled = gates::clients_settled(fleet, obs, args.step_timeout.0).await?;
         obs.note(
             "settled",
             format!("clients settled {} ms after the step", settled.as_millis()),
         );
     }
     let duration = started.elapsed();
-    // Heartbeats carry the version once a second.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let after = versions(lab).await?;
-    let clients = outcomes(
-        &obs.clients(),
-        &obs.clients(),
-        (started_ms, obs.elapsed_ms()),
-        |v| v.latest.region.clone(),
-    );
+    let now = obs.clients();
+    let homes = gates::homes(&now, &fleet.regions().into_iter().collect());
+    let clients = outcomes(&now, &now, (started_ms, obs.elapsed_ms()), |v| {
+        homes
+            .get(&v.latest.client)
+            .cloned()
+            .unwrap_or_else(|| v.latest.region.clone())
+    });
 
     let mut reasons = Vec::new();
     if duration > args.max_duration.0 {
@@ -166,20 +166,21 @@ pub async fn run(lab: &Lab, args: &RollingUpgradeArgs, obs: &Observer) -> anyhow
             ));
         }
     }
-    let servers = lab
-        .topology
-        .servers
-        .iter()
-        .map(|s| ServerVersions {
-            id: s.id.clone(),
-            version_before: before.get(&s.id).cloned(),
-            version_after: after.get(&s.id).cloned(),
+    let servers = fleet
+        .servers()
+        .into_iter()
+        .map(|id| ServerVersions {
+            version_before: before.get(&id).cloned().flatten(),
+            version_after: after.get(&id).cloned().flatten(),
+            id,
         })
         .collect::<Vec<_>>();
-    for s in servers
-        .iter()
-        .filter(|s| s.version_after.as_deref() != Some(args.to.as_str()))
-    {
+    // A binary path (or an object) names no version: its server says which.
+    let plain_version = args.to.starts_with(|c: char| c.is_ascii_digit()) && !args.to.contains('/');
+    for s in servers.iter().filter(|s| {
+        s.version_after.is_none()
+            || (plain_version && s.version_after.as_deref() != Some(args.to.as_str()))
+    }) {
         reasons.push(format!(
             "{} runs {:?} after the upgrade",
             s.id, s.version_after
@@ -194,34 +195,74 @@ pub async fn run(lab: &Lab, args: &RollingUpgradeArgs, obs: &Observer) -> anyhow
     })
 }
 
+/// Asks every server whether it has `--to` (`upgrade --check`); refuses
+/// the run, naming those that lack it, before any server is touched.
+async fn available(fleet: &Fleet, args: &RollingUpgradeArgs) -> anyhow::Result<()> {
+    let check = Request::Upgrade(UpgradeArgs {
+        to: args.to.clone(),
+        drain: true,
+        timeout: None,
+        grace: None,
+        check: true,
+    });
+    let servers = fleet.servers();
+    let results =
+        crate::cmd::fan_out(&fleet.control, &servers, &check, Duration::from_secs(10)).await;
+    let lacking: Vec<String> = results
+        .into_iter()
+        .filter_map(|(id, result)| match result {
+            Ok(reply) if reply.ok => None,
+            Ok(reply) => Some(format!(
+                "{id} ({})",
+                reply.error.map_or("refused".into(), |e| e.message)
+            )),
+            Err(e) => Some(format!("{id} ({e})")),
+        })
+        .collect();
+    match lacking.is_empty() {
+        true => Ok(()),
+        false => Err(UsageError(format!(
+            "nats-server {} is not available to every server, so no server was touched; lacking it: {}",
+            args.to,
+            lacking.join("; ")
+        ))
+        .into()),
+    }
+}
+
 /// The groups of servers upgraded together, in order.
-pub fn steps(lab: &Lab, pattern: Pattern) -> Vec<Vec<String>> {
-    let regions = &lab.state.config.regions;
-    let per_region = lab.state.config.servers_per_region as usize;
+pub fn steps(fleet: &Fleet, pattern: Pattern) -> Vec<Vec<String>> {
+    let regions = fleet.regions();
+    let per_region = regions
+        .iter()
+        .map(|r| fleet.servers_of(r).len())
+        .max()
+        .unwrap_or(0);
     match pattern {
         Pattern::OnePerRegion => (0..per_region)
             .map(|i| {
                 regions
                     .iter()
-                    .map(|r| lab.servers_of(r)[i].clone())
+                    .filter_map(|r| fleet.servers_of(r).get(i).cloned())
                     .collect()
             })
             .collect(),
-        Pattern::RegionByRegion => regions.iter().map(|r| lab.servers_of(r)).collect(),
-        Pattern::OneAtATime => lab
-            .topology
-            .servers
-            .iter()
-            .map(|s| vec![s.id.clone()])
-            .collect(),
+        Pattern::RegionByRegion => regions.iter().map(|r| fleet.servers_of(r)).collect(),
+        Pattern::OneAtATime => fleet.servers().into_iter().map(|s| vec![s]).collect(),
     }
 }
 
 /// Every server's version, from its last heartbeat.
-async fn versions(lab: &Lab) -> anyhow::Result<BTreeMap<String, String>> {
-    let fleet = fleet::list(&lab.control).await?;
-    Ok(fleet
+fn versions(fleet: &Fleet) -> BTreeMap<String, Option<String>> {
+    fleet
+        .servers()
         .into_iter()
-        .filter_map(|e| e.version.map(|v| (e.id, v)))
-        .collect())
+        .map(|id| {
+            let version = fleet
+                .live
+                .agent(&id)
+                .and_then(|a| a.heartbeat.status.version);
+            (id, version)
+        })
+        .collect()
 }

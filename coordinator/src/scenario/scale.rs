@@ -1,10 +1,15 @@
 //! `scale`: the `rtt` clients of one region scale up or down (their agent's
-//! `scale` verb); every new client must elect a server at home.
+//! `scale` verb); every client of that agent must then elect a server at
+//! home.
 
-use super::lab::{outcomes, Lab};
+use super::fleet::{Fleet, CLIENT_FRESH};
+use super::gates;
 use super::observe::Observer;
+use super::outcome::outcomes;
 use super::Finished;
+use crate::UsageError;
 use geolb_proto::{Request, ScaleArgs as AgentScale, WireDuration};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 /// Flags of `scenario run scale`.
@@ -16,81 +21,140 @@ pub struct ScaleArgs {
     /// How many `rtt` clients it should have.
     #[arg(long)]
     pub clients: u32,
+    /// The client agent to scale, when the region has several with `rtt` clients.
+    #[arg(long)]
+    pub agent: Option<String>,
     /// How long the clients may take to connect.
     #[arg(long, default_value = "60s")]
     pub settle_timeout: WireDuration,
 }
 
-/// Runs the scenario.
-pub async fn run(lab: &Lab, args: &ScaleArgs, obs: &Observer) -> anyhow::Result<Finished> {
-    lab.check_region(&args.region)?;
-    if args.clients == 0 || args.clients > geolb_proto::MAX_REPLICAS {
-        return Err(crate::UsageError(format!(
-            "--clients: use 1 to {}",
-            geolb_proto::MAX_REPLICAS
+/// The agent whose `rtt` clients live in the region.
+fn agent(fleet: &Fleet, args: &ScaleArgs) -> anyhow::Result<String> {
+    let agents: BTreeSet<String> = fleet
+        .clients()
+        .values()
+        .filter(|c| c.status.region == args.region && c.status.strategy == "rtt")
+        .map(|c| c.agent.clone())
+        .collect();
+    match (&args.agent, agents.len()) {
+        (Some(id), _) if agents.contains(id) => Ok(id.clone()),
+        (Some(id), _) => Err(UsageError(format!(
+            "--agent {id} has no rtt clients in {}; those that do: {}",
+            args.region,
+            list(&agents)
         ))
-        .into());
-    }
-    let agent = format!("{}-rtt", args.region);
-    if !lab.topology.clients.iter().any(|g| g.agent_id == agent) {
-        anyhow::bail!(
-            "the lab has no rtt clients in {} to scale; give clients.rtt > 0 in its config",
+        .into()),
+        (None, 1) => Ok(agents.into_iter().next().expect("one agent")),
+        (None, 0) => Err(UsageError(format!(
+            "no rtt clients report from {}; start some there (in the lab: clients.rtt > 0)",
             args.region
+        ))
+        .into()),
+        (None, _) => Err(UsageError(format!(
+            "{} has several agents with rtt clients ({}); pick one with --agent",
+            args.region,
+            list(&agents)
+        ))
+        .into()),
+    }
+}
+
+fn list(agents: &BTreeSet<String>) -> String {
+    match agents.is_empty() {
+        true => "none".into(),
+        false => agents.iter().cloned().collect::<Vec<_>>().join(", "),
+    }
+}
+
+/// Runs the scenario.
+pub async fn run(fleet: &Fleet, args: &ScaleArgs, obs: &Observer) -> anyhow::Result<Finished> {
+    fleet.check_region(&args.region)?;
+    if args.clients == 0 || args.clients > geolb_proto::MAX_REPLICAS {
+        return Err(
+            UsageError(format!("--clients: use 1 to {}", geolb_proto::MAX_REPLICAS)).into(),
         );
     }
-    lab.settled(obs, args.settle_timeout.0).await?;
+    let agent = agent(fleet, args)?;
+    gates::clients_settled(fleet, obs, args.settle_timeout.0).await?;
     obs.mark_baseline();
     let began = obs.elapsed_ms();
     obs.note("scale", format!("{agent} to {} clients", args.clients));
     let scale = Request::Scale(AgentScale {
         replicas: args.clients,
     });
-    lab.command(std::slice::from_ref(&agent), &scale, args.settle_timeout.0)
+    fleet
+        .command(std::slice::from_ref(&agent), &scale, args.settle_timeout.0)
         .await?;
 
-    let ids: Vec<String> = (0..args.clients).map(|i| format!("{agent}-{i}")).collect();
+    let regions: BTreeSet<String> = fleet.regions().into_iter().collect();
+    let mine = |obs: &Observer| {
+        let mut clients = obs.clients();
+        clients.retain(|_, v| v.agent == agent && v.received.elapsed() < CLIENT_FRESH);
+        clients
+    };
     let started = Instant::now();
     loop {
-        let clients = obs.clients();
-        let home = ids
-            .iter()
-            .filter(|id| {
-                clients.get(*id).and_then(|v| v.region_now()) == Some(args.region.as_str())
+        fleet.check_alive()?;
+        let clients = mine(obs);
+        let homes = gates::homes(&clients, &regions);
+        let home = clients
+            .values()
+            .filter(|v| {
+                v.region_now().is_some()
+                    && v.region_now() == homes.get(&v.latest.client).map(String::as_str)
             })
             .count();
-        if home == ids.len() {
+        if clients.len() == args.clients as usize && home == clients.len() {
             obs.note(
                 "settled",
-                format!("all {home} clients elected a server in {}", args.region),
+                format!("all {home} clients of {agent} elected a server at home"),
             );
             break;
         }
         if started.elapsed() > args.settle_timeout.0 {
             obs.note(
                 "timeout",
-                format!("{home} of {} clients at home", ids.len()),
+                format!(
+                    "{home} of {} clients at home, {} reporting",
+                    args.clients,
+                    clients.len()
+                ),
             );
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let now = obs.clients();
+    let homes = gates::homes(&now, &regions);
     let mut clients = outcomes(&now, &now, (began, obs.elapsed_ms()), |v| {
-        v.latest.region.clone()
+        homes
+            .get(&v.latest.client)
+            .cloned()
+            .unwrap_or_else(|| v.latest.region.clone())
     });
-    // Clients stopped by a scale-down no longer report; only the wanted ones count.
-    clients.retain(|c| !c.id.starts_with(&format!("{agent}-")) || ids.contains(&c.id));
+    // Clients stopped by a scale-down no longer report; only the agent's live ones count.
+    let wanted = mine(obs);
+    clients
+        .retain(|c| now.get(&c.id).is_some_and(|v| v.agent != agent) || wanted.contains_key(&c.id));
     let mut reasons = Vec::new();
-    for id in &ids {
-        match clients.iter().find(|c| &c.id == id) {
-            None => reasons.push(format!("{id} never reported")),
-            Some(c) if c.landed_region.as_deref() != Some(args.region.as_str()) => {
-                reasons.push(format!(
-                    "{id} elected a server in {:?}, not {}",
-                    c.landed_region, args.region
-                ))
-            }
-            Some(_) => {}
+    let of_agent: Vec<_> = clients
+        .iter()
+        .filter(|c| wanted.contains_key(&c.id))
+        .collect();
+    if of_agent.len() != args.clients as usize {
+        reasons.push(format!(
+            "{} of {} clients of {agent} report",
+            of_agent.len(),
+            args.clients
+        ));
+    }
+    for c in of_agent {
+        if c.landed_region.as_deref() != Some(c.expected_region.as_str()) {
+            reasons.push(format!(
+                "{} elected a server in {:?}, not {}",
+                c.id, c.landed_region, c.expected_region
+            ));
         }
     }
     Ok(Finished {

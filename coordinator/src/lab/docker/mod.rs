@@ -212,17 +212,19 @@ pub fn seen(state: &LabState, path: &Path) -> PathBuf {
 
 fn docker_lab(state: &LabState) -> anyhow::Result<&DockerLab> {
     state
-        .docker
-        .as_ref()
+        .backend
+        .docker()
         .ok_or_else(|| anyhow::anyhow!("the lab in {} is not in containers", state.dir.display()))
 }
 
 fn docker_lab_mut(state: &mut LabState) -> anyhow::Result<&mut DockerLab> {
-    let dir = state.dir.display().to_string();
-    state
-        .docker
-        .as_mut()
-        .ok_or_else(|| anyhow::anyhow!("the lab in {dir} is not in containers"))
+    match &mut state.backend {
+        super::state::Backend::Containers(lab) => Ok(lab),
+        super::state::Backend::Processes { .. } => Err(anyhow::anyhow!(
+            "the lab in {} is not in containers",
+            state.dir.display()
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -9,13 +9,12 @@ fn state() -> LabState {
         config: LabConfig::default(),
         control_url: "nats://127.0.0.1:14000".into(),
         gateway_secret: String::new(),
-        servers_dir: PathBuf::new(),
+        backend: crate::lab::state::Backend::Containers(DockerLab::new(Path::new("/srv/lab"))),
         started_at_ms: 0,
         ready: false,
         dashboard_url: None,
         processes: Vec::new(),
         identities: Vec::new(),
-        docker: Some(DockerLab::new(Path::new("/srv/lab"))),
     }
 }
 
@@ -31,7 +30,7 @@ fn names_and_labels_follow_the_lab_directory() {
 #[test]
 fn plans_each_kind_of_container() {
     let state = state();
-    let lab = state.docker.clone().unwrap();
+    let lab = state.backend.docker().cloned().unwrap();
     let t = Topology::plan_for(&state.config, Placement::Containers);
     let control = spec(
         &lab,

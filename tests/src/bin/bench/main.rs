@@ -6,7 +6,7 @@
 //! exits non-zero only when a measurement could not be taken.
 //! `GEOLB_BENCH_QUICK=1` shortens the idle CPU window from 60 s to 10 s.
 //! `GEOLB_BENCH_ONLY=<group>[,<group>...]` runs only those groups (`binary_size`,
-//! `agent_idle`, `ack_latency`, `fanout_500`, `geo`, `dashboard`, `lab`, `lab_docker`) and merges their figures into
+//! `agent_idle`, `ack_latency`, `fanout_500`, `geo`, `dashboard`, `lab`, `fleet`, `lab_docker`) and merges their figures into
 //! an existing `bench.json` instead of replacing it; e.g.
 //! `GEOLB_BENCH_ONLY=geo cargo run --release -p geolb-tests --bin bench`.
 //!
@@ -19,6 +19,7 @@
 //! - [`dashboard`]: the dashboard following 500 agents, and a 10,000-entry report page against `report show`.
 //! - [`geo`]: 90 headless clients in a `GeoLab`: failover gaps, landing, loss, memory.
 //! - [`scenarios`]: the four lab scenarios on the default lab, from their reports.
+//! - [`fleet`]: dc-outage on a fleet started by hand beside the lab's, and a front link's cost.
 //! - [`report`]: figures, the table and `bench.json`.
 //! - [`stats`]: nearest-rank percentiles.
 
@@ -27,6 +28,7 @@ mod agents;
 mod binaries;
 mod dashboard;
 mod fanout;
+mod fleet;
 mod geo;
 mod latency;
 mod report;
@@ -143,6 +145,11 @@ async fn run_all(quick: bool, only: &Only, report: &mut Report) {
         println!("the lab's scenarios");
         let outcome = scenarios::run(report, false).await;
         report.outcome("lab", outcome);
+    }
+    if only.runs("fleet") {
+        println!("scenarios on a fleet started by hand (compare with the lab's above)");
+        let outcome = fleet::run(report).await;
+        report.outcome("fleet", outcome);
     }
     let images = [
         geolb_tests::docker::SERVER_IMAGE,
