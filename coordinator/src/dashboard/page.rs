@@ -27,7 +27,7 @@ svg .faultp{fill:#fecaca;opacity:.55}svg .m{fill:#94a3b8}svg .m.fault{fill:#dc26
 svg .m.step{fill:#2563eb}svg .m.move{fill:#d97706}.legend span{margin-right:10px}.legend i{display:inline-block;width:10px;height:10px;margin-right:3px}
 .cols{display:flex;gap:16px;flex-wrap:wrap}.cols>div{flex:1;min-width:420px}form.cmd{display:inline-block;margin:0 8px 6px 0;padding:6px;border:1px solid var(--line);background:#fff}
 form.cmd input{width:70px}.result{padding:6px 10px;margin-bottom:8px;background:#fff;border-left:4px solid var(--ok)}.result.bad{border-color:var(--bad)}
-.events{max-height:320px;overflow:auto}.exp{background:#dcfce7}
+.events{max-height:320px;overflow:auto}.exp{background:#dcfce7}code{overflow-wrap:anywhere}
 "#;
 
 /// The page script: follows the page's event stream and swaps its parts.
