@@ -122,6 +122,11 @@ pub struct RunArgs {
     /// Largest restart backoff.
     #[arg(long, env = "GEOLB_BACKOFF_MAX", default_value = "30s")]
     pub backoff_max: WireDuration,
+    /// How long the control plane may stay away (or unreached since the
+    /// start) before the agent logs an ERROR with the reason and its
+    /// `/healthz` (on --prometheus-listen) fails; the agent keeps retrying.
+    #[arg(long, env = "GEOLB_CONTROL_ALARM", default_value = "30s")]
+    pub control_alarm: WireDuration,
     /// Events kept while the control plane is away; the oldest are dropped beyond.
     #[arg(long, env = "GEOLB_OUTBOX", default_value_t = 10_000)]
     pub outbox: usize,

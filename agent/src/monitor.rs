@@ -176,8 +176,8 @@ pub fn fill(m: &mut ServerMetrics, varz: &Value, routez: &Value, gatewayz: &Valu
     m.gateways = gateways(gatewayz);
 }
 
-/// Distinct route peers: with route pooling one peer has several routes.
-fn route_peers(routez: &Value) -> u32 {
+/// Distinct route peers in `/routez`: with route pooling one peer has several routes.
+pub fn route_peers(routez: &Value) -> u32 {
     let mut peers: Vec<&str> = routez["routes"]
         .as_array()
         .map(|routes| {

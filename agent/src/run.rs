@@ -30,9 +30,19 @@ const REFUSALS_RATE: (u32, u32) = (10, 20);
 /// How the run ends: the exit code and the reason given in `agent_stopping`.
 type Ending = Pin<Box<dyn Future<Output = anyhow::Result<(i32, String)>>>>;
 
+/// A task run beside the supervisor once everything is set up, until the
+/// agent stops (`fly-server`'s route watch).
+pub type Sidecar =
+    Box<dyn FnOnce(Arc<Context>, CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>>>;
+
 /// Runs the agent until its child is done (with `--container`, until a
 /// SIGTERM or SIGINT); returns the exit code.
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
+    run_with(args, None).await
+}
+
+/// [`run`], with a [`Sidecar`] task beside the supervisor.
+pub async fn run_with(args: RunArgs, sidecar: Option<Sidecar>) -> anyhow::Result<i32> {
     let identity = Identity::new(args.id(), args.region(), args.role)?;
     let trust = Trust::new(&args.trust).map_err(|e| anyhow::anyhow!("--trust: {e}"))?;
     let window = Window {
@@ -77,8 +87,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         }
     };
 
+    // Built once, shared by every control-plane connection.
+    let control_tls = match args.control.url.is_some() {
+        true => Some(args.control.tls()?),
+        false => None,
+    };
+    let health = control_tls.as_ref().map(|tls| {
+        Arc::new(control::health::Health::new(
+            args.control.display_url(),
+            args.control_alarm.0,
+            tls.trust.clone(),
+        ))
+    });
     let ctx = Arc::new(Context {
         handle,
+        control: health,
         identity,
         servers_dir: args.servers_dir.clone(),
         monitor,
@@ -104,11 +127,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         }
     });
     crate::prometheus::start(args.prometheus_listen, ctx.clone(), &tracker, token.clone()).await?;
-    let client = match args.control.url.is_some() {
-        true => Some({
+    let client = match &control_tls {
+        Some(tls) => Some({
             announce_trust(&ctx.auth, window);
             control::start(
                 &args.control,
+                tls,
                 ctx.clone(),
                 intervals(&args),
                 reports,
@@ -117,7 +141,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             )
             .await?
         }),
-        false => {
+        None => {
             tracing::info!("No control plane given: supervising only.");
             None
         }
@@ -134,6 +158,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
                 },
             }
         });
+    }
+    if let Some(sidecar) = sidecar {
+        tracker.spawn(sidecar(ctx.clone(), token.clone()));
     }
     let (code, reason) = ending.await?;
     outbox.push(EventKind::AgentStopping { reason });

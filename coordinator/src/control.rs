@@ -6,12 +6,11 @@
 //! agent's endpoint and decodes its [`Reply`]: one publish and one reply on
 //! the client's shared request inbox, no extra round trip.
 
-use async_nats::{ConnectErrorKind, RequestErrorKind, ServerAddr};
+use async_nats::{RequestErrorKind, ServerAddr};
 use bytes::Bytes;
-use geolb_proto::connect::{ConnectArgsError, ControlArgs};
+use geolb_proto::connect::{ConnectArgsError, ControlArgs, Failure, FailureKind};
 use geolb_proto::signing::{Signer, DEFAULT_VALIDITY};
 use geolb_proto::{subject, Command, Reply, Request};
-use std::error::Error as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -252,78 +251,13 @@ fn parse_servers(raw: &str) -> Result<Vec<ServerAddr>, String> {
 
 fn connect_error(url: &str, error: &async_nats::ConnectError) -> ControlError {
     let url = url.to_string();
-    match error.kind() {
-        ConnectErrorKind::Authentication | ConnectErrorKind::AuthorizationViolation => {
-            ControlError::Auth {
-                url,
-                reason: error.to_string(),
-            }
-        }
-        ConnectErrorKind::ServerParse => ControlError::BadUrl {
-            url,
-            reason: error.to_string(),
-        },
-        ConnectErrorKind::Tls => ControlError::Tls {
-            url,
-            reason: tls_reason(error),
-        },
-        ConnectErrorKind::TimedOut => ControlError::Unreachable {
-            url,
-            reason: format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
-        },
-        ConnectErrorKind::Dns => ControlError::Unreachable {
-            url,
-            reason: "cannot resolve the host name".to_string(),
-        },
-        _ => {
-            let reason = io_reason(error);
-            if is_tls(&reason) {
-                ControlError::Tls { url, reason }
-            } else {
-                ControlError::Unreachable { url, reason }
-            }
-        }
+    let Failure { kind, reason } = Failure::of(error, CONNECT_TIMEOUT);
+    match kind {
+        FailureKind::Auth => ControlError::Auth { url, reason },
+        FailureKind::BadUrl => ControlError::BadUrl { url, reason },
+        FailureKind::Tls => ControlError::Tls { url, reason },
+        FailureKind::Dns | FailureKind::Unreachable => ControlError::Unreachable { url, reason },
     }
-}
-
-/// Whether an I/O failure is the TLS handshake's (rustls reports through I/O errors).
-fn is_tls(reason: &str) -> bool {
-    ["certificate", "tls", "handshake"]
-        .iter()
-        .any(|word| reason.contains(word))
-}
-
-/// The innermost error's text, on one line ("invalid peer certificate: UnknownIssuer").
-fn tls_reason(error: &async_nats::ConnectError) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(err) = source {
-        text = err.to_string();
-        source = err.source();
-    }
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// A few words from the innermost I/O error ("connection refused").
-fn io_reason(error: &async_nats::ConnectError) -> String {
-    let mut source = error.source();
-    while let Some(err) = source {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            return match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
-                std::io::ErrorKind::TimedOut => "timed out".to_string(),
-                std::io::ErrorKind::ConnectionReset => "connection reset".to_string(),
-                _ => strip_os_error(&io.to_string()),
-            };
-        }
-        source = err.source();
-    }
-    strip_os_error(&error.to_string())
-}
-
-fn strip_os_error(text: &str) -> String {
-    let text = text.split(" (os error").next().unwrap_or(text);
-    text.to_lowercase()
 }
 
 fn random_base62(len: usize) -> String {
@@ -367,9 +301,5 @@ mod tests {
         assert_eq!(no.kind(), "no_agent");
         let late = RequestFailure::TimedOut(Duration::from_millis(1500));
         assert_eq!(late.to_string(), "no reply within 1s 500ms");
-        assert_eq!(
-            strip_os_error("Connection refused (os error 111)"),
-            "connection refused"
-        );
     }
 }

@@ -5,7 +5,8 @@
 //! `Vec<String>`, so what would run is tested without flyctl. The apps are
 //! in `fly/` (see `fly/README.md`); `geolb fly scale --count 0` takes a
 //! region's servers down for real, the Fly counterpart of the lab's
-//! `dc-outage`.
+//! `dc-outage`: flyctl destroys the machines it removes with a forced kill,
+//! no SIGTERM and so no drain.
 
 use crate::UsageError;
 use clap::{Args, Subcommand};
@@ -32,7 +33,8 @@ pub struct FlyArgs {
 /// The `geolb fly` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum FlyCommand {
-    /// Run COUNT machines of APP in REGION (`fly scale count`); 0 takes the region down.
+    /// Run COUNT machines of APP in REGION (`fly scale count`); 0 takes the region down
+    /// (machines removed are destroyed with a forced kill, not drained).
     Scale {
         /// The Fly app.
         #[arg(long, env = "FLY_APP")]

@@ -27,8 +27,11 @@
 //! - [`dashboard`]: `DashboardProc`, a `geolb dashboard` on a free port, and sample reports.
 //! - [`agent`]: `geolb-agent run` around a server or command, and `geolb` runs.
 //! - [`procfs`]: process state, children, zombies and leftovers, read from `/proc`.
+//! - [`pki`]: `Pki`, a CA with server and client certificates (rcgen), for TLS tests.
 //! - [`secure`]: `SecureControlPlane`, a least-privilege control plane (nkeys, signing key).
 //! - [`docker`]: whether the engine and images are there (skip by name), `Cleanup` by label.
+//! - [`dns`]: `DnsServer`, A and AAAA records a test changes at run time, per client if need be.
+//! - [`netns`]: `Lan`, network namespaces on a bridge, each a host with an IPv6 address of its own.
 //! - [`hand_fleet`]: `HandFleet`, a fleet started by hand (no `geolb lab`), optionally behind agents' front links.
 //! - [`geo`]: `GeoLab`, a super-cluster behind the WAN emulator, with faults, and
 //!   `ClientProc`, a headless client whose records are read as they come.
@@ -38,11 +41,14 @@ pub mod browser;
 pub mod cluster;
 pub mod config;
 pub mod dashboard;
+pub mod dns;
 pub mod docker;
 pub mod geo;
 pub mod hand_fleet;
 pub mod http;
 pub mod lab_dir;
+pub mod netns;
+pub mod pki;
 pub mod ports;
 pub mod process;
 pub mod procfs;

@@ -1,8 +1,10 @@
 //! The Fly.io apps in `fly/`: every `fly.toml` runs the agent as its
 //! entrypoint on an image `make images` builds, a Fly stop drains the server
-//! before Fly's SIGKILL, Fly's metrics scraper finds the agent's Prometheus
-//! listener, the clients are pointed at the server app's regions, and the
-//! configuration `geolb-agent fly-server` generates is one nats-server accepts.
+//! before Fly's SIGKILL, deploys replace the servers one at a time, each
+//! gated on nats-server's health and on the agent having reached the control
+//! plane, Fly's metrics scraper finds the agent's Prometheus listener, the
+//! clients are pointed at the server app's regions, and the configuration
+//! `geolb-agent fly-server` generates is one nats-server accepts.
 
 use geolb_tests::tools::repo_root;
 use geolb_tests::{agent_bin, default_version, nats_server_bin};
@@ -154,6 +156,63 @@ fn a_fly_stop_drains_the_server_before_the_kill() {
         grace > Duration::from_secs(30),
         "the drain may take nats-server's whole 30 s lame-duck duration: {grace:?}"
     );
+}
+
+/// flyctl's default: a third of the machines at once (`DefaultMaxUnavailable`).
+const FLYCTL_DEFAULT_MAX_UNAVAILABLE: f64 = 0.33;
+
+/// Machines a rolling deploy replaces at once, as flyctl reads
+/// `max_unavailable` (`getPoolSize`: 1 or more is a count, below 1 a
+/// fraction of `machines`, rounded up).
+fn replaced_at_once(max_unavailable: f64, machines: u32) -> u32 {
+    match max_unavailable {
+        m if m >= 1.0 => m as u32,
+        m => (f64::from(machines) * m).ceil() as u32,
+    }
+}
+
+#[test]
+fn deploys_replace_one_server_at_a_time() {
+    let server = app("server");
+    assert_eq!(
+        str_at(&server, &["deploy", "strategy"]),
+        Some("rolling"),
+        "max_unavailable counts only for rolling (and canary) deploys"
+    );
+    let max = value_at(&server, &["deploy", "max_unavailable"])
+        .and_then(|v| v.as_float().or(v.as_integer().map(|i| i as f64)))
+        .expect("[deploy] max_unavailable set");
+    // 3 regions of 3: the default would take 3 at once, perhaps a region.
+    assert_eq!(replaced_at_once(FLYCTL_DEFAULT_MAX_UNAVAILABLE, 9), 3);
+    for machines in [3, 9, 30] {
+        assert_eq!(replaced_at_once(max, machines), 1, "{machines} servers");
+    }
+}
+
+#[test]
+fn a_deploy_waits_for_the_agent_on_the_control_plane() {
+    for (name, t) in apps() {
+        let check = value_at(&t, &["checks", "agent"])
+            .and_then(Value::as_table)
+            .unwrap_or_else(|| panic!("{name}: no [checks.agent]"));
+        let listen: std::net::SocketAddr =
+            env(&t, "GEOLB_PROMETHEUS_LISTEN").unwrap().parse().unwrap();
+        assert_eq!(
+            check.get("type").and_then(Value::as_str),
+            Some("http"),
+            "{name}"
+        );
+        assert_eq!(
+            check.get("port").and_then(Value::as_integer),
+            Some(i64::from(listen.port())),
+            "{name}: the agent answers /healthz on its Prometheus listener"
+        );
+        assert_eq!(
+            check.get("path").and_then(Value::as_str),
+            Some("/healthz"),
+            "{name}"
+        );
+    }
 }
 
 #[test]

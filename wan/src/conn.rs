@@ -12,13 +12,50 @@ use tracing::debug;
 use crate::pipe::{pipe, Broken, Direction};
 use geolb_proto::wan::{LinkConfig, LinkState};
 
-/// Counters shared by a link and its connections.
-#[derive(Debug, Default)]
+/// Counters shared by a link and its connections, and the signal that its
+/// target refuses connections (the link then stops listening, so diallers
+/// are refused too, as by a real network).
+#[derive(Debug)]
 pub(crate) struct Counters {
     pub open: AtomicU64,
     pub total: AtomicU64,
     pub bytes_out: AtomicU64,
     pub bytes_back: AtomicU64,
+    pub target_refused: tokio::sync::Notify,
+    /// Whether the link listens now (false while its target refuses).
+    pub listening: watch::Sender<bool>,
+}
+
+impl Default for Counters {
+    fn default() -> Counters {
+        Counters {
+            open: AtomicU64::default(),
+            total: AtomicU64::default(),
+            bytes_out: AtomicU64::default(),
+            bytes_back: AtomicU64::default(),
+            target_refused: tokio::sync::Notify::new(),
+            listening: watch::Sender::new(true),
+        }
+    }
+}
+
+impl Counters {
+    /// Tells the link its target refuses, and waits (briefly) until it stopped listening.
+    async fn stop_listening(&self) {
+        let mut listening = self.listening.subscribe();
+        self.target_refused.notify_one();
+        let stopped = listening.wait_for(|l| !*l);
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), stopped).await;
+    }
+}
+
+/// Whether `target` refuses a connection now (nothing listens there).
+pub(crate) async fn refuses(target: &str) -> bool {
+    let dial = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        TcpStream::connect(target),
+    );
+    matches!(dial.await, Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused)
 }
 
 /// Counts a connection as open while alive.
@@ -72,6 +109,9 @@ pub(crate) async fn serve(
             Ok(server) => server,
             Err(error) => {
                 debug!(%link, %peer, %target, %error, "Connection refused: cannot dial the target");
+                if error.kind() == std::io::ErrorKind::ConnectionRefused {
+                    counters.stop_listening().await;
+                }
                 return reset(client);
             }
         },
@@ -79,6 +119,7 @@ pub(crate) async fn serve(
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     debug!(%link, %peer, %target, "Connection opened");
+    let client_closed = std::sync::atomic::AtomicBool::new(false);
     let end = {
         let (client_read, client_write) = client.split();
         let (server_read, server_write) = server.split();
@@ -88,13 +129,31 @@ pub(crate) async fn serve(
             server_write,
             config.clone(),
             &counters.bytes_out,
+            || async { client_closed.store(true, Ordering::Relaxed) },
         );
+        // The target closing first may mean it is gone: find out before the
+        // dialler hears of it, so its next attempt is refused, not accepted.
+        // A killed process may close this connection a moment before its
+        // listener: look again, briefly, before believing it alive.
+        let gone = || async {
+            // The dialler closed first: the target is only answering that.
+            if client_closed.load(Ordering::Relaxed) {
+                return;
+            }
+            for _ in 0..3 {
+                if refuses(&target).await {
+                    return counters.stop_listening().await;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        };
         let back = pipe(
             Direction::Back,
             server_read,
             client_write,
             config.clone(),
             &counters.bytes_back,
+            gone,
         );
         // A read failure resets at once; a write failure waits for the other direction.
         let out = async { outcome(out.await) };

@@ -126,7 +126,14 @@ impl Drop for Link {
     }
 }
 
-/// Accepts connections until the link is dropped.
+/// How often a link whose target refused looks whether it listens again.
+const TARGET_PROBE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Accepts connections until the link is dropped. While the target refuses
+/// connections the link does not listen, so diallers are refused at once,
+/// as a real network refuses a host with nothing on that port (rather than
+/// accepting and resetting, which nats-server and clients answer with a
+/// reconnect delay).
 async fn accept(
     name: Arc<str>,
     listener: TcpListener,
@@ -134,11 +141,39 @@ async fn accept(
     mut config: watch::Receiver<LinkConfig>,
     counters: Arc<Counters>,
 ) {
+    let local = listener.local_addr().ok();
+    let mut listener = Some(listener);
     loop {
+        let Some(open) = &listener else {
+            tokio::select! {
+                biased;
+                closed = config.changed() => if closed.is_err() { break },
+                () = tokio::time::sleep(TARGET_PROBE) => {
+                    if crate::conn::refuses(&target).await { continue }
+                    match local.map(TcpListener::bind) {
+                        Some(bind) => match bind.await {
+                            Ok(again) => {
+                                info!(link = %name, %target, "Target listens again: the link listens again");
+                                listener = Some(again);
+                                counters.listening.send_replace(true);
+                            }
+                            Err(error) => warn!(link = %name, %error, "Cannot listen again yet"),
+                        },
+                        None => break,
+                    }
+                }
+            }
+            continue;
+        };
         tokio::select! {
             biased;
             closed = config.changed() => if closed.is_err() { break },
-            accepted = listener.accept() => match accepted {
+            () = counters.target_refused.notified() => {
+                info!(link = %name, %target, "Target refuses connections: the link stops listening until it is back");
+                listener = None;
+                counters.listening.send_replace(false);
+            }
+            accepted = open.accept() => match accepted {
                 Ok((client, peer)) => {
                     let conn = serve(name.clone(), client, peer, target.clone(), config.clone(), counters.clone());
                     tokio::spawn(conn);

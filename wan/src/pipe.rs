@@ -51,22 +51,26 @@ pub enum Broken {
 }
 
 /// Forwards `from` to `to` with the delays of `config` until EOF (forwarded as a
-/// half-close) or an error on either side.
-pub async fn pipe<R, W>(
+/// half-close) or an error on either side; `ended` runs as soon as the
+/// reader sees the end, and the end is forwarded once it finished.
+pub async fn pipe<R, W, E, F>(
     dir: Direction,
     from: R,
     to: W,
     config: watch::Receiver<LinkConfig>,
     bytes: &AtomicU64,
+    ended: E,
 ) -> Result<(), Broken>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
+    E: FnOnce() -> F,
+    F: std::future::Future<Output = ()>,
 {
     let budget = Semaphore::new(QUEUE);
     let (tx, rx) = mpsc::unbounded_channel();
     let read = async {
-        read(dir, from, config.clone(), &budget, tx).await;
+        read(dir, from, config.clone(), &budget, tx, ended).await;
         std::future::pending::<()>().await
     };
     // The writer decides the outcome; a reader blocked on a dead connection is dropped.
@@ -76,13 +80,15 @@ where
     }
 }
 
-async fn read<R: AsyncRead + Unpin>(
+async fn read<R: AsyncRead + Unpin, F: std::future::Future<Output = ()>>(
     dir: Direction,
     mut from: R,
     config: watch::Receiver<LinkConfig>,
     budget: &Semaphore,
     tx: mpsc::UnboundedSender<(Instant, Item)>,
+    ended: impl FnOnce() -> F,
 ) {
+    let mut ended = Some(ended);
     let mut buf = vec![0u8; CHUNK];
     let mut last_due = Instant::now();
     loop {
@@ -106,6 +112,11 @@ async fn read<R: AsyncRead + Unpin>(
         let due = due(dir, &config.borrow(), now).max(last_due);
         last_due = due;
         let last = !matches!(item, Item::Data(_));
+        if last {
+            if let Some(ended) = ended.take() {
+                ended().await;
+            }
+        }
         if tx.send((due, item)).is_err() || last {
             return;
         }

@@ -34,6 +34,8 @@ pub const MAX_PAYLOAD: usize = 64 * 1024;
 pub struct Context {
     /// What is supervised: the child processes or a container.
     pub handle: Target,
+    /// The control-plane connection's health, when there is a control plane.
+    pub control: Option<Arc<crate::control::health::Health>>,
     /// Who we are.
     pub identity: Identity,
     /// Where installed nats-server versions live (`<dir>/<version>/nats-server`).

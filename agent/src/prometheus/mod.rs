@@ -8,6 +8,11 @@
 //! agent's identity as labels (`agent`, `region`, `role`). It works with or
 //! without a control plane.
 //!
+//! `GET /healthz` is the agent's own health for Fly's checks: 200 while the
+//! control plane is connected (or none is configured), 503 before it was
+//! first reached and once it has been away past `--control-alarm`, with the
+//! reason in one line (see [`crate::control::health`]).
+//!
 //! The HTTP side is a few lines of HTTP/1.1 on a tokio `TcpListener`: one
 //! request per connection, answered with `Connection: close`; at most
 //! [`MAX_CONNECTIONS`] at once, each bounded by a timeout. [`render`] is pure.
@@ -17,6 +22,7 @@ mod text;
 pub use text::render;
 
 use crate::commands::Context;
+use crate::control::health::View;
 use crate::control::telemetry::Sampler;
 use geolb_proto::{AgentStatus, HostMetrics, OutboxStats, ProcessMetrics, ServerMetrics};
 use std::future::Future;
@@ -41,6 +47,8 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Produces the body of one scrape.
 pub type Scrape = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = String> + Send>> + Send + Sync>;
+/// Answers `/healthz`: `Ok` is 200, `Err` 503, each with a line of text.
+pub type Check = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
 
 /// Everything one scrape shows (the input of [`render`]).
 #[derive(Debug, Clone)]
@@ -57,6 +65,8 @@ pub struct Figures {
     pub children: Vec<ProcessMetrics>,
     /// For a server, its monitoring endpoints.
     pub server: Option<ServerMetrics>,
+    /// The control-plane connection, when there is a control plane.
+    pub control: Option<View>,
 }
 
 /// With `listen`, binds it (an error now if it cannot) and serves `/metrics` on `tracker` until `token` is cancelled.
@@ -74,11 +84,16 @@ pub async fn start(
     })?;
     tracing::info!(addr = %addr, "Serving Prometheus metrics on /metrics.");
     let sampler = Arc::new(Mutex::new(Sampler::new()));
+    let health = ctx.control.clone();
+    let check: Check = Arc::new(move || match &health {
+        Some(health) => health.view().check(),
+        None => Ok("no control plane configured".to_string()),
+    });
     let scrape: Scrape = Arc::new(move || {
         let (ctx, sampler) = (ctx.clone(), sampler.clone());
         Box::pin(async move { render(&figures(&ctx, &sampler).await) })
     });
-    tracker.spawn(serve(listener, scrape, token));
+    tracker.spawn(serve(listener, scrape, check, token));
     Ok(())
 }
 
@@ -100,11 +115,12 @@ async fn figures(ctx: &Context, sampler: &Mutex<Sampler>) -> Figures {
         agent,
         children,
         server,
+        control: ctx.control.as_ref().map(|health| health.view()),
     }
 }
 
 /// Answers connections on `listener` until `token` is cancelled.
-pub async fn serve(listener: TcpListener, scrape: Scrape, token: CancellationToken) {
+pub async fn serve(listener: TcpListener, scrape: Scrape, check: Check, token: CancellationToken) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
@@ -123,16 +139,16 @@ pub async fn serve(listener: TcpListener, scrape: Scrape, token: CancellationTok
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             continue;
         };
-        let scrape = scrape.clone();
+        let (scrape, check) = (scrape.clone(), check.clone());
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, answer(stream, scrape)).await;
+            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, answer(stream, scrape, check)).await;
             drop(slot);
         });
     }
 }
 
 /// Reads one request and writes its answer.
-async fn answer(mut stream: TcpStream, scrape: Scrape) -> std::io::Result<()> {
+async fn answer(mut stream: TcpStream, scrape: Scrape, check: Check) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_REQUEST {
@@ -144,7 +160,14 @@ async fn answer(mut stream: TcpStream, scrape: Scrape) -> std::io::Result<()> {
     }
     let (status, body) = match route(&head) {
         Route::Metrics => ("200 OK", scrape().await),
-        Route::NotFound => ("404 Not Found", "Not found; try /metrics\n".to_string()),
+        Route::Health => match check() {
+            Ok(line) => ("200 OK", format!("{line}\n")),
+            Err(line) => ("503 Service Unavailable", format!("{line}\n")),
+        },
+        Route::NotFound => (
+            "404 Not Found",
+            "Not found; try /metrics or /healthz\n".to_string(),
+        ),
         Route::BadMethod => ("405 Method Not Allowed", "Only GET\n".to_string()),
         Route::Bad => ("400 Bad Request", "Bad request\n".to_string()),
     };
@@ -160,6 +183,7 @@ async fn answer(mut stream: TcpStream, scrape: Scrape) -> std::io::Result<()> {
 #[derive(Debug, PartialEq, Eq)]
 enum Route {
     Metrics,
+    Health,
     NotFound,
     BadMethod,
     Bad,
@@ -180,6 +204,7 @@ fn route(head: &[u8]) -> Route {
     }
     match target.split('?').next() {
         Some("/metrics") => Route::Metrics,
+        Some("/healthz") => Route::Health,
         _ => Route::NotFound,
     }
 }

@@ -1,5 +1,6 @@
 //! Tests of [`super`]: the text, the routes and a real request.
 use super::*;
+use geolb_proto::connect::{Failure, FailureKind, Trust};
 use geolb_proto::{ChildState, GatewayMetric, Role};
 
 fn figures() -> Figures {
@@ -58,6 +59,21 @@ fn figures() -> Figures {
             }],
             ..Default::default()
         }),
+        control: Some(View {
+            url: "tls://connect.ngs.global".into(),
+            connected: false,
+            ever_connected: true,
+            away: Duration::from_secs(45),
+            alarmed: true,
+            failure: Some(Failure {
+                kind: FailureKind::Tls,
+                reason: "invalid peer certificate: UnknownIssuer".into(),
+            }),
+            trust: Trust {
+                compiled: 146,
+                ..Trust::default()
+            },
+        }),
     }
 }
 
@@ -82,6 +98,12 @@ fn renders_identity_state_processes_and_varz() {
         format!("geolb_nats_routes{{{ID}}} 2"),
         format!("geolb_nats_gateway_outbound{{{ID},gateway=\"ams\"}} 1"),
         format!("geolb_nats_gateway_inbound{{{ID},gateway=\"ams\"}} 2"),
+        format!("geolb_control_connected{{{ID}}} 0"),
+        format!("geolb_control_away_seconds{{{ID}}} 45"),
+        format!("geolb_control_alarm{{{ID}}} 1"),
+        format!("geolb_control_failure_info{{{ID},kind=\"tls\",reason=\"invalid peer certificate: UnknownIssuer\"}} 1"),
+        format!("geolb_control_tls_roots{{{ID},source=\"compiled\"}} 146"),
+        format!("geolb_control_tls_roots{{{ID},source=\"tls_ca\"}} 0"),
         "# TYPE geolb_nats_in_msgs_total counter".to_string(),
     ] {
         assert!(
@@ -100,7 +122,9 @@ fn renders_identity_state_processes_and_varz() {
 fn a_client_or_an_unreachable_monitor_shows_no_varz() {
     let mut f = figures();
     f.server = None;
+    f.control = None;
     assert!(!render(&f).contains("geolb_nats_"));
+    assert!(!render(&f).contains("geolb_control_"));
     f.server = Some(ServerMetrics {
         error: Some("connection refused".into()),
         ..Default::default()
@@ -135,6 +159,7 @@ fn well_formed(text: &str) {
 fn routes_requests() {
     assert_eq!(route(b"GET /metrics HTTP/1.1\r\n\r\n"), Route::Metrics);
     assert_eq!(route(b"GET /metrics?x=1 HTTP/1.0\r\n\r\n"), Route::Metrics);
+    assert_eq!(route(b"GET /healthz HTTP/1.1\r\n\r\n"), Route::Health);
     assert_eq!(route(b"GET / HTTP/1.1\r\n\r\n"), Route::NotFound);
     assert_eq!(route(b"POST /metrics HTTP/1.1\r\n\r\n"), Route::BadMethod);
     assert_eq!(route(b"garbage"), Route::Bad);
@@ -162,7 +187,16 @@ async fn serves_metrics_over_http() {
     let addr = listener.local_addr().unwrap();
     let token = CancellationToken::new();
     let scrape: Scrape = Arc::new(|| Box::pin(async { render(&figures()) }));
-    let server = tokio::spawn(serve(listener, scrape, token.clone()));
+    let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = healthy.clone();
+    let check: Check = Arc::new(move || {
+        let view = figures().control.unwrap();
+        match flag.load(std::sync::atomic::Ordering::SeqCst) {
+            true => Ok("control plane connected".into()),
+            false => view.check(),
+        }
+    });
+    let server = tokio::spawn(serve(listener, scrape, check, token.clone()));
 
     let raw = within(get(addr, "/metrics")).await;
     let (head, body) = raw.split_once("\r\n\r\n").unwrap();
@@ -179,6 +213,16 @@ async fn serves_metrics_over_http() {
 
     let raw = within(get(addr, "/nope")).await;
     assert!(raw.starts_with("HTTP/1.1 404 "), "{raw}");
+
+    let raw = within(get(addr, "/healthz")).await;
+    assert!(raw.starts_with("HTTP/1.1 503 "), "{raw}");
+    assert!(
+        raw.ends_with("away for 45s: tls: invalid peer certificate: UnknownIssuer; check --tls-ca (GEOLB_TLS_CA: the CA that signed the server's certificate; without it Mozilla's roots are trusted) and --tls-cert/--tls-key\n"),
+        "{raw}"
+    );
+    healthy.store(true, std::sync::atomic::Ordering::SeqCst);
+    let raw = within(get(addr, "/healthz")).await;
+    assert!(raw.starts_with("HTTP/1.1 200 "), "{raw}");
 
     token.cancel();
     within(server).await.unwrap();

@@ -1,6 +1,7 @@
 //! The Prometheus text exposition of the agent's figures (pure).
 
 use super::Figures;
+use crate::control::health::View;
 use geolb_proto::{ChildState, ProcessMetrics, ServerMetrics};
 use std::fmt::{Display, Write as _};
 
@@ -93,6 +94,9 @@ pub fn render(f: &Figures) -> String {
         "Events dropped, the outbox full.",
         f.outbox.dropped,
     );
+    if let Some(control) = &f.control {
+        control_plane(&mut t, control);
+    }
     let h = &f.host;
     t.gauge(
         "geolb_host_cpu_percent",
@@ -116,6 +120,51 @@ pub fn render(f: &Figures) -> String {
         nats(&mut t, server);
     }
     t.out
+}
+
+/// The control-plane connection: up or away, why, and the TLS roots it trusts.
+fn control_plane(t: &mut Text, v: &View) {
+    t.gauge(
+        "geolb_control_connected",
+        "1 while the control-plane connection is up.",
+        u8::from(v.connected),
+    );
+    t.gauge(
+        "geolb_control_away_seconds",
+        "Seconds since the control plane was last connected, or since the start (0 while connected).",
+        v.away.as_secs(),
+    );
+    t.gauge(
+        "geolb_control_alarm",
+        "1 once the control plane has been away past --control-alarm (an ERROR was logged).",
+        u8::from(v.alarmed),
+    );
+    if let Some(failure) = &v.failure {
+        t.family(
+            "geolb_control_failure_info",
+            GAUGE,
+            "Why the control plane cannot be reached, while away.",
+        );
+        let labels = [
+            ("kind", failure.kind.as_str()),
+            ("reason", failure.reason.as_str()),
+        ];
+        t.sample("geolb_control_failure_info", &labels, 1);
+    }
+    t.family(
+        "geolb_control_tls_roots",
+        GAUGE,
+        "Root certificates TLS to the control plane trusts, by source.",
+    );
+    let trust = &v.trust;
+    let tls_ca = trust.ca_file.as_ref().map_or(0, |(_, n)| *n);
+    for (source, n) in [
+        ("compiled", trust.compiled),
+        ("ssl_cert_env", trust.cert_env),
+        ("tls_ca", tls_ca),
+    ] {
+        t.sample("geolb_control_tls_roots", &[("source", source)], n);
+    }
 }
 
 /// CPU and memory of the agent (`process="agent"`) and of each child

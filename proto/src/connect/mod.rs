@@ -1,5 +1,17 @@
 //! How both binaries reach the control plane: one set of flags (each with a
 //! `GEOLB_*` environment variable) turned into async-nats options.
+//!
+//! # Layout
+//! - this file: [`ControlArgs`] and the options, with credentials taken out of URLs.
+//! - [`tls`]: the roots TLS trusts (Mozilla's compiled in, plus what
+//!   `SSL_CERT_FILE`/`SSL_CERT_DIR` name; or `--tls-ca` alone) and the rustls configuration.
+//! - [`failure`]: why a connection attempt failed, in a few words, with what to check.
+
+pub mod failure;
+pub mod tls;
+
+pub use failure::{Failure, FailureKind};
+pub use tls::Trust;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -38,7 +50,8 @@ pub struct ControlArgs {
     /// File holding an nkey seed (SU...), e.g. one written by `geolb control-plane init`.
     #[arg(long, env = "GEOLB_NKEY_FILE", conflicts_with_all = ["creds", "user", "token"])]
     pub nkey_file: Option<PathBuf>,
-    /// CA certificate to trust for TLS to the control plane.
+    /// CA certificate(s) to trust for TLS to the control plane, instead of the
+    /// Mozilla roots compiled in (and those SSL_CERT_FILE/SSL_CERT_DIR add).
     #[arg(long, env = "GEOLB_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
     /// Client certificate for TLS to the control plane (with --tls-key).
@@ -71,6 +84,29 @@ pub enum ConnectArgsError {
     /// A TLS file does not exist.
     #[error("TLS file {0} does not exist; check --tls-ca / --tls-cert / --tls-key")]
     TlsFile(PathBuf),
+    /// The CA file holds no usable certificate.
+    #[error(
+        "cannot use CA file {path}: {reason}; --tls-ca / GEOLB_TLS_CA must name PEM certificates"
+    )]
+    TlsCa {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The client certificate or key cannot be used.
+    #[error("cannot use the TLS client certificate: {0}; check --tls-cert / --tls-key")]
+    TlsClient(String),
+}
+
+/// The TLS configuration of the control-plane connections, built once and
+/// shared by them (a clone shares its roots and session cache).
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// The rustls configuration.
+    pub config: async_nats::rustls::ClientConfig,
+    /// What it trusts.
+    pub trust: Trust,
 }
 
 impl ControlArgs {
@@ -78,6 +114,31 @@ impl ControlArgs {
     pub async fn options(
         &self,
         name: &str,
+    ) -> Result<async_nats::ConnectOptions, ConnectArgsError> {
+        self.options_with(name, &self.tls()?).await
+    }
+
+    /// The TLS configuration: the roots [`tls::roots`] picks and the client certificate, if any.
+    pub fn tls(&self) -> Result<Tls, ConnectArgsError> {
+        for path in [&self.tls_ca, &self.tls_cert, &self.tls_key]
+            .into_iter()
+            .flatten()
+        {
+            exists(path)?;
+        }
+        let client = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+            _ => None,
+        };
+        let (config, trust) = tls::client_config(self.tls_ca.as_deref(), client)?;
+        Ok(Tls { config, trust })
+    }
+
+    /// [`Self::options`] with a TLS configuration built before (by [`Self::tls`]).
+    pub async fn options_with(
+        &self,
+        name: &str,
+        tls: &Tls,
     ) -> Result<async_nats::ConnectOptions, ConnectArgsError> {
         let mut options = async_nats::ConnectOptions::new().name(name);
         if let Some(path) = &self.creds {
@@ -117,15 +178,10 @@ impl ControlArgs {
         if let Some(path) = &self.nkey_file {
             options = options.nkey(read_seed(path)?);
         }
-        if let Some(ca) = &self.tls_ca {
-            exists(ca)?;
-            options = options.add_root_certificates(ca.clone()).require_tls(true);
-        }
-        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
-            exists(cert)?;
-            exists(key)?;
-            options = options.add_client_certificate(cert.clone(), key.clone());
-        }
+        // Our configuration replaces async-nats's (the host's store alone).
+        options = options
+            .tls_client_config(tls.config.clone())
+            .require_tls(self.tls_ca.is_some());
         Ok(options.reconnect_delay_callback(reconnect_delay))
     }
 

@@ -2,8 +2,9 @@
 use super::*;
 use crate::cli::{Cli, Command};
 use clap::Parser;
+use std::net::IpAddr;
 
-fn env() -> FlyEnv {
+pub(crate) fn env() -> FlyEnv {
     FlyEnv {
         app: "geolb-server".into(),
         region: "lhr".into(),
@@ -16,7 +17,7 @@ fn env() -> FlyEnv {
 
 #[test]
 fn renders_routes_gateways_and_listeners_for_6pn() {
-    let conf = render(&env());
+    let conf = render(&env(), &[]);
     for line in [
         "server_name: \"148e272f4d9589\"",
         "listen: \"[::]:4222\"",
@@ -46,20 +47,34 @@ fn renders_routes_gateways_and_listeners_for_6pn() {
 }
 
 #[test]
+fn peers_the_agent_found_get_routes_of_their_own() {
+    let peers: Vec<IpAddr> = vec!["fdaa::3".parse().unwrap(), "10.0.0.4".parse().unwrap()];
+    let conf = render(&env(), &peers);
+    let routes = "  routes: [\"nats-route://lhr.geolb-server.internal:6222\", \"nats-route://[fdaa::3]:6222\", \"nats-route://10.0.0.4:6222\"]";
+    assert!(conf.lines().any(|l| l == routes), "{conf}");
+}
+
+#[test]
 fn without_a_private_ip_nothing_is_advertised() {
-    let conf = render(&FlyEnv {
-        private_ip: None,
-        ..env()
-    });
+    let conf = render(
+        &FlyEnv {
+            private_ip: None,
+            ..env()
+        },
+        &[],
+    );
     assert!(!conf.contains("advertise"), "{conf}");
 }
 
 #[test]
 fn quotes_paths() {
-    let conf = render(&FlyEnv {
-        store_dir: "/data/a \"b\"".into(),
-        ..env()
-    });
+    let conf = render(
+        &FlyEnv {
+            store_dir: "/data/a \"b\"".into(),
+            ..env()
+        },
+        &[],
+    );
     assert!(conf.contains(r#"store_dir: "/data/a \"b\"""#), "{conf}");
 }
 
