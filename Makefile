@@ -11,10 +11,11 @@ SEAWEEDFS_VERSION ?= 4.48
 
 .PHONY: tools build static-agent images test lint bench demo fuzz clean
 
-## tools: download the pinned nats-server binaries into .tools/nats-server/<version>/, and SeaweedFS into .tools/seaweedfs/<version>/
+## tools: download the pinned nats-server binaries into .tools/nats-server/<version>/, SeaweedFS into .tools/seaweedfs/<version>/, and Debian's chromium and chromium-driver (the dashboard's browser tests; as root, else the apt command is printed)
 tools:
 	./scripts/install-nats-server.sh $(NATS_VERSIONS)
 	./scripts/install-seaweedfs.sh $(SEAWEEDFS_VERSION)
+	./scripts/install-browser.sh
 
 ## build: compile every crate and target of the workspace
 build:

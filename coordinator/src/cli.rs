@@ -58,6 +58,8 @@ pub enum Command {
     Data(crate::objects::ObjectArgs),
     /// Archive the control plane's telemetry to S3 (s3://BUCKET/PREFIX) until SIGTERM.
     Archive(crate::archive::cli::ArchiveArgs),
+    /// The web dashboard: the fleet and every run, live and historical.
+    Dashboard(crate::dashboard::DashboardArgs),
 }
 
 /// Parses the command line; `Err` holds the exit code after help, version or a usage error was printed.
@@ -110,6 +112,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Binary(args) => crate::objects::run_binary(&cli.lab_control().await?, args).await,
         Command::Data(args) => crate::objects::run_data(&cli.lab_control().await?, args).await,
         Command::Archive(args) => crate::archive::cli::run(&cli.control, args).await,
+        Command::Dashboard(args) => crate::dashboard::run(&cli, args).await,
     }
 }
 

@@ -28,6 +28,7 @@
 //! - [`scenario`]: `scenario run`, the four failure scenarios on any fleet.
 //! - [`report`]: scenario reports, their history in JetStream, `report ls|show|summary`.
 //! - [`lab`]: the local lab (processes or containers): `lab init|up|status|down`.
+//! - [`dashboard`]: `geolb dashboard`, the fleet and the runs in a browser (axum, SSE, SVG).
 //! - [`fly`]: `fly scale` and `fly deploy`, the one place that builds flyctl command lines.
 //! - [`objects`]: `binary` and `data`, files kept in the control plane's Object Store buckets.
 //! - [`archive`]: `archive` and `report export`: telemetry and reports to S3.
@@ -38,6 +39,7 @@ pub mod cli;
 pub mod cmd;
 pub mod control;
 pub mod control_plane;
+pub mod dashboard;
 pub mod fleet;
 pub mod fly;
 pub mod geography;

@@ -23,6 +23,8 @@
 //! - [`cluster`]: `Cluster`, servers joined by routes.
 //! - [`supercluster`]: `SuperCluster`, clusters joined by gateways.
 //! - [`process`]: `ProcessGuard`, kills a spawned process tree on `Drop`.
+//! - [`browser`]: `Browser`, a headless Chromium through chromedriver (fantoccini), with screenshots.
+//! - [`dashboard`]: `DashboardProc`, a `geolb dashboard` on a free port, and sample reports.
 //! - [`agent`]: `geolb-agent run` around a server or command, and `geolb` runs.
 //! - [`procfs`]: process state, children, zombies and leftovers, read from `/proc`.
 //! - [`pki`]: `Pki`, a CA with server and client certificates (rcgen), for TLS tests.
@@ -40,8 +42,10 @@
 
 pub mod agent;
 pub mod archive;
+pub mod browser;
 pub mod cluster;
 pub mod config;
+pub mod dashboard;
 pub mod dns;
 pub mod docker;
 pub mod geo;

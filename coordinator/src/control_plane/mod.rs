@@ -185,7 +185,7 @@ pub fn layout(dir: &Path, spec: &LayoutSpec) -> Result<Layout, LayoutError> {
         planned.push((ARCHIVER.into(), IdentityKind::Archiver, None, p));
     }
     for n in 1..=spec.clients {
-        let p = permissions::client();
+        let p = permissions::client(&streams);
         planned.push((format!("client-{n}"), IdentityKind::Client, None, p));
     }
     let mut identities = Vec::new();

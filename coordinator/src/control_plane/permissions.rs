@@ -189,12 +189,36 @@ pub fn archiver(stream: &str) -> Permissions {
     }
 }
 
-/// A client or observer: reads telemetry, may ask who is there.
-pub fn client() -> Permissions {
+/// The JetStream API subjects that read stream `name` (its info, its
+/// messages, ephemeral consumers of it) and can change nothing in it.
+pub fn jetstream_read(name: &str) -> Vec<String> {
+    vec![
+        "$JS.API.INFO".to_string(),
+        format!("$JS.API.STREAM.INFO.{name}"),
+        format!("$JS.API.STREAM.MSG.GET.{name}"),
+        format!("$JS.API.DIRECT.GET.{name}"),
+        format!("$JS.API.DIRECT.GET.{name}.>"),
+        format!("$JS.API.CONSUMER.CREATE.{name}"),
+        format!("$JS.API.CONSUMER.CREATE.{name}.>"),
+        format!("$JS.API.CONSUMER.MSG.NEXT.{name}.>"),
+    ]
+}
+
+/// A client or observer (a dashboard): reads telemetry and the `streams`
+/// (the kept heartbeats and reports), may ask who is there.
+pub fn client(streams: &[String]) -> Permissions {
     let mut subscribe = telemetry();
     subscribe.push("_INBOX.>".to_string());
+    let mut publish = discovery();
+    for name in streams {
+        for subject in jetstream_read(name) {
+            if !publish.contains(&subject) {
+                publish.push(subject);
+            }
+        }
+    }
     Permissions {
-        publish: discovery(),
+        publish,
         subscribe,
         allow_responses: false,
     }
@@ -297,7 +321,19 @@ mod tests {
         assert!(c
             .publish
             .contains(&"$JS.API.STREAM.*.GEOLB_HEARTBEATS".to_string()));
-        assert!(!client().publish.iter().any(|s| s.starts_with("geolb.")));
+        let observer = client(&["GEOLB_REPORTS".into()]);
+        assert!(!observer.publish.iter().any(|s| s.starts_with("geolb.")));
+        assert!(observer
+            .publish
+            .contains(&"$JS.API.STREAM.MSG.GET.GEOLB_REPORTS".to_string()));
+        assert!(
+            !observer.publish.iter().any(|s| s.contains("DELETE")
+                || s.contains("PURGE")
+                || s.contains("UPDATE")
+                || s.starts_with("$JS.API.STREAM.*")),
+            "an observer changes no stream: {:?}",
+            observer.publish
+        );
     }
 
     #[test]

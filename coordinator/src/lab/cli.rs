@@ -86,6 +86,11 @@ pub async fn run(args: &LabArgs) -> anyhow::Result<ExitCode> {
                 state.control_url,
                 state.started()
             ))?;
+            if let Some(url) = &state.dashboard_url {
+                emit(&format!(
+                    "dashboard: {url} (read-only; open it in a browser)\n"
+                ))?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Status { json } => {
@@ -160,11 +165,12 @@ fn init(file: &PathBuf) -> anyhow::Result<ExitCode> {
 
 fn print_status(status: &super::status::LabStatus) -> anyhow::Result<()> {
     let mut out = format!(
-        "lab in {} ({}, {} processes alive)\ncontrol plane: {}\n\n",
+        "lab in {} ({}, {} processes alive)\ncontrol plane: {}\ndashboard: {}\n\n",
         status.dir,
         if status.ready { "ready" } else { "not ready" },
         status.processes,
-        status.control_url
+        status.control_url,
+        status.dashboard_url.as_deref().unwrap_or("-")
     );
     let mut servers = Table::new([
         "SERVER",

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod docker;
 pub mod down;
 pub mod launch;

@@ -51,11 +51,14 @@ pub struct LabState {
     /// Whether `lab up` finished.
     pub ready: bool,
     /// Every process started on this machine, in order (all of a process
-    /// lab; none of a lab in containers).
+    /// lab; of a lab in containers, its dashboard).
     pub processes: Vec<LabProcess>,
     /// The control plane's identities (least privilege; see `geolb control-plane init`).
     #[serde(default)]
     pub identities: Vec<LabIdentity>,
+    /// The URL of the lab's dashboard, once it listens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboard_url: Option<String>,
 }
 
 /// Where a lab runs, the one place its mode is kept.

@@ -52,6 +52,8 @@ pub struct LabStatus {
     pub dir: String,
     /// Control-plane URL.
     pub control_url: String,
+    /// The lab's dashboard, if it runs one.
+    pub dashboard_url: Option<String>,
     /// Whether `lab up` finished.
     pub ready: bool,
     /// Processes alive / started.
@@ -98,6 +100,7 @@ pub async fn status(state: &LabState, control: &Control) -> anyhow::Result<LabSt
     Ok(LabStatus {
         dir: state.dir.display().to_string(),
         control_url: state.control_url.clone(),
+        dashboard_url: state.dashboard_url.clone(),
         ready: state.ready,
         processes: format!("{}/{}", state.running().await?, state.started()),
         servers: t

@@ -43,6 +43,7 @@ pub async fn up(config: LabConfig, dir: &Path, launcher: Launcher) -> anyhow::Re
         config,
         started_at_ms: geolb_proto::now_ms(),
         ready: false,
+        dashboard_url: None,
         processes: Vec::new(),
         identities: Vec::new(),
     };
@@ -178,7 +179,7 @@ async fn start(state: &mut LabState, t: &Topology, launcher: &Launcher) -> anyho
     }
     let total = t.clients.iter().map(|g| g.replicas as usize).sum();
     ready::clients(&control, total, Duration::from_secs(60)).await?;
-    Ok(())
+    super::dashboard::start(state).await
 }
 
 /// The clients' `--payload`: `obj:NAME` once it is on the control plane

@@ -39,6 +39,9 @@ pub enum ReportCommand {
         /// Print the report's JSON.
         #[arg(long, env = "GEOLB_JSON")]
         json: bool,
+        /// Write the report as one self-contained HTML file (the dashboard's report page; opens offline).
+        #[arg(long, value_name = "FILE")]
+        html: Option<std::path::PathBuf>,
     },
 }
 
@@ -74,9 +77,18 @@ pub async fn run(control: &Control, args: &ReportArgs) -> anyhow::Result<ExitCod
         ReportCommand::Export(export) => {
             return crate::archive::cli::export_reports(control, export).await
         }
-        ReportCommand::Show { id, json } => {
+        ReportCommand::Show { id, json, html } => {
             let report = store::get(control, id).await?;
-            if *json {
+            if let Some(file) = html {
+                std::fs::write(file, crate::dashboard::export::html(&report))
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;
+                emit(&format!(
+                    "wrote {} ({} {})\n",
+                    file.display(),
+                    report.scenario,
+                    report.id
+                ))?;
+            } else if *json {
                 emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
             } else {
                 emit(&print::render(&report))?;

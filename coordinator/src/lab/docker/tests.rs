@@ -12,6 +12,7 @@ fn state() -> LabState {
         backend: crate::lab::state::Backend::Containers(DockerLab::new(Path::new("/srv/lab"))),
         started_at_ms: 0,
         ready: false,
+        dashboard_url: None,
         processes: Vec::new(),
         identities: Vec::new(),
     }

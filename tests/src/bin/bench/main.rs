@@ -6,7 +6,7 @@
 //! exits non-zero only when a measurement could not be taken.
 //! `GEOLB_BENCH_QUICK=1` shortens the idle CPU window from 60 s to 10 s.
 //! `GEOLB_BENCH_ONLY=<group>[,<group>...]` runs only those groups (`binary_size`,
-//! `agent_idle`, `ack_latency`, `fanout_500`, `inject`, `geo`, `lab`, `fleet`, `lab_docker`, `archive`) and merges their figures into
+//! `agent_idle`, `ack_latency`, `fanout_500`, `inject`, `geo`, `dashboard`, `lab`, `fleet`, `lab_docker`, `archive`) and merges their figures into
 //! an existing `bench.json` instead of replacing it; e.g.
 //! `GEOLB_BENCH_ONLY=geo cargo run --release -p geolb-tests --bin bench`.
 //!
@@ -17,6 +17,7 @@
 //! - [`latency`]: `status` round trips through the coordinator, and the raw floor.
 //! - [`fanout`]: 500 agents: one `status` to all, and the fleet listing.
 //! - [`inject`]: a 16 MB nats-server delivered to 9 and 100 agents over the back channel, and the local-disk peer.
+//! - [`dashboard`]: the dashboard following 500 agents, and a 10,000-entry report page against `report show`.
 //! - [`geo`]: 90 headless clients in a `GeoLab`: failover gaps, landing, loss, memory.
 //! - [`scenarios`]: the four lab scenarios on the default lab, from their reports.
 //! - [`fleet`]: dc-outage on a fleet started by hand beside the lab's, and a front link's cost.
@@ -28,6 +29,7 @@ mod agent_idle;
 mod agents;
 mod archive;
 mod binaries;
+mod dashboard;
 mod fanout;
 mod fleet;
 mod geo;
@@ -142,6 +144,11 @@ async fn run_all(quick: bool, only: &Only, report: &mut Report) {
         println!("headless clients in a GeoLab");
         let outcome = geo::run(&bench, report).await;
         report.outcome("geo", outcome);
+    }
+    if only.runs("dashboard") {
+        println!("the dashboard");
+        let outcome = dashboard::run(&bench, report).await;
+        report.outcome("dashboard", outcome);
     }
     if only.runs("lab") {
         println!("the lab's scenarios");
