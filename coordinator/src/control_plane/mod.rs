@@ -184,8 +184,15 @@ pub fn layout(dir: &Path, spec: &LayoutSpec) -> Result<Layout, LayoutError> {
         let p = permissions::archiver(subject::TELEMETRY_STREAM);
         planned.push((ARCHIVER.into(), IdentityKind::Archiver, None, p));
     }
+    // Observers read the kept heartbeats and reports; the telemetry stream
+    // is the archiver's (a reader could otherwise pose as one).
+    let readable: Vec<String> = streams
+        .iter()
+        .filter(|s| s.as_str() != subject::TELEMETRY_STREAM)
+        .cloned()
+        .collect();
     for n in 1..=spec.clients {
-        let p = permissions::client(&streams);
+        let p = permissions::client(&readable);
         planned.push((format!("client-{n}"), IdentityKind::Client, None, p));
     }
     let mut identities = Vec::new();
