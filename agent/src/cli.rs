@@ -3,9 +3,9 @@
 //! command line. On Fly.io, `FLY_MACHINE_ID` and `FLY_REGION` fill in the
 //! id and region when they are not given.
 
-pub use crate::client::ClientArgs;
 use crate::supervisor::RestartPolicy;
 use clap::{Parser, Subcommand};
+pub use geolb_client::ClientArgs;
 use geolb_proto::connect::ControlArgs;
 pub use geolb_proto::logging::LogFormat;
 use geolb_proto::{Role, WireDuration, MAX_REPLICAS};

@@ -27,13 +27,12 @@
 //! - [`wan`]: `geolb-agent wan`, the WAN emulator process.
 //! - [`links`]: the `geolb-wan` service over a set of links (the emulator's, the agent's front links).
 //! - [`front`]: `run --front`, the child's listeners behind the agent's own links.
-//! - [`client`]: `geolb-agent client`, the headless NATS test client.
+//! - `client` is the `geolb-client` crate (`geolb-agent client`, the headless NATS test client).
 //! - [`fly`]: `geolb-agent fly-server`, nats-server configured from Fly.io's private DNS.
 //! - [`prometheus`]: `--prometheus-listen`, the agent's figures as Prometheus text.
 
 pub mod binaries;
 pub mod cli;
-pub mod client;
 pub mod commands;
 #[cfg(feature = "docker")]
 pub mod container;

@@ -16,7 +16,7 @@ fn main() {
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => geolb_agent::run::run(*args).await,
-            Command::Client(args) => geolb_agent::client::run(*args).await,
+            Command::Client(args) => geolb_client::run(*args).await,
             Command::Wan(args) => geolb_agent::wan::run(*args).await,
             Command::FlyServer(args) => geolb_agent::fly::run(*args).await,
         }

@@ -11,13 +11,11 @@
 //! copy after checking its sha256 again; nothing else is left behind on a
 //! failure.
 //!
-//! [`read`] reads objects (direct gets only); the client's payloads use it too.
+//! [`geolb_proto::objects::read`] reads objects (direct gets only); the client's payloads use it too.
 
-pub mod read;
-
+use geolb_proto::objects::read::{Bucket, FetchError};
 use geolb_proto::objects::{StoredInfo, BINARIES_BUCKET};
 use geolb_proto::{elf, ErrorKind, ReplyError};
-use read::{Bucket, FetchError};
 use ring::digest::{Context, SHA256};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;

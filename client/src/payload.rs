@@ -13,10 +13,10 @@
 //! not match its digest.
 
 use super::message::{self, Header};
-use crate::objects::read::{Bucket, FetchError};
 use anyhow::Context as _;
 use bytes::Bytes;
 use geolb_proto::connect::ControlArgs;
+use geolb_proto::objects::read::{Bucket, FetchError};
 use geolb_proto::objects::{self, DATA_BUCKET};
 use std::time::Duration;
 

@@ -1,4 +1,5 @@
-//! `geolb-agent client`: the headless NATS test client.
+//! `geolb-client`: the headless NATS test client, run as `geolb-agent
+//! client` (linked into the one agent binary that every image carries).
 //!
 //! # How it works
 //! Given every data-plane server of every region (`--server REGION=URL`,

@@ -9,6 +9,10 @@
 //! version it reported (`--version`) and the architecture it was built for,
 //! so an agent can refuse one before downloading it.
 
+/// Reading one object with direct gets (feature `connect`).
+#[cfg(feature = "connect")]
+pub mod read;
+
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

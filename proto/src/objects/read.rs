@@ -14,10 +14,10 @@
 //! out of the agent (about 190 KiB of binary, and as much idle memory,
 //! measured).
 
+use super::{self as objects, StoredInfo};
 use async_nats::{Client, RequestErrorKind, StatusCode};
 use bytes::Bytes;
 use futures::future::join_all;
-use geolb_proto::objects::{self, StoredInfo};
 use ring::digest::{Context, SHA256};
 use std::time::Duration;
 

@@ -244,8 +244,8 @@ pub fn round3(ms: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::args::Transport;
-    use crate::client::candidates::parse_one;
+    use crate::args::Transport;
+    use crate::candidates::parse_one;
 
     fn table() -> Table {
         let servers = [

@@ -123,17 +123,20 @@ fn positive(flag: &str, value: Duration) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{Cli, Command};
     use clap::Parser;
 
+    /// The client's flags as `geolb-agent client` parses them.
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: crate::ClientArgs,
+    }
+
     fn plan(extra: &[&str]) -> anyhow::Result<Plan> {
-        let mut argv = vec!["geolb-agent", "client", "--id", "c1"];
+        let mut argv = vec!["geolb-agent client", "--id", "c1"];
         argv.extend_from_slice(extra);
         let cli = Cli::try_parse_from(argv)?;
-        let Command::Client(args) = cli.command else {
-            panic!("a client command")
-        };
-        Plan::from_args(&args)
+        Plan::from_args(&cli.args)
     }
 
     #[test]
