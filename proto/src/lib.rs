@@ -24,6 +24,7 @@
 //! - [`metrics`]: process, host and nats-server metrics.
 //! - [`scenario`]: a running scenario's progress (`geolb.scenario.<run id>`).
 //! - [`wan`]: link behaviour and the WAN emulator's commands.
+//! - [`routing`]: the GeoDNS and the anycast router: configuration, faults, state, changes.
 //! - `signing` (feature `signing`, implied by `connect`): signed commands (ed25519 nkeys), the envelope and its checks.
 //! - `connect` (feature `connect`): control-plane URL and auth flags, as async-nats options.
 //! - `logging` (feature `connect`): `--log-format` and the tracing set-up of both binaries.
@@ -38,6 +39,7 @@ pub mod event;
 pub mod logging;
 pub mod metrics;
 pub mod reply;
+pub mod routing;
 pub mod scenario;
 #[cfg(feature = "signing")]
 pub mod signing;
