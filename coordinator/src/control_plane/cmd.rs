@@ -62,6 +62,7 @@ impl InitArgs {
             streams: self.streams.clone(),
             coordinator_publish: Vec::new(),
             emulators: Vec::new(),
+            routers: Vec::new(),
         })
     }
 }

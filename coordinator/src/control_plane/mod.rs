@@ -41,6 +41,9 @@ pub struct LayoutSpec {
     pub coordinator_publish: Vec<String>,
     /// WAN emulators by id (identity `wan-<id>`, driven on `geolb.wan.<id>.*`).
     pub emulators: Vec<String>,
+    /// Routing components as `(kind, id)`, kind `dns` or `anycast`
+    /// (identity `<kind>-<id>`, driven on `geolb.<kind>.<id>.*`).
+    pub routers: Vec<(String, String)>,
 }
 
 /// What an identity is for.
@@ -55,6 +58,8 @@ pub enum IdentityKind {
     Client,
     /// A WAN emulator: answers on its own `geolb.wan.<id>.*`.
     Emulator,
+    /// A GeoDNS or an anycast router: answers on its own endpoints, publishes its changes.
+    Routing,
     /// Signs commands (not a NATS user: agents get its public key as `--trust`).
     Signing,
 }
@@ -162,6 +167,11 @@ pub fn layout(dir: &Path, spec: &LayoutSpec) -> Result<Layout, LayoutError> {
         subject::validate_name("emulator id", id)?;
         let p = permissions::emulator(id);
         planned.push((format!("wan-{id}"), IdentityKind::Emulator, None, p));
+    }
+    for (kind, id) in &spec.routers {
+        subject::validate_name("routing component id", id)?;
+        let p = permissions::routing(kind, id);
+        planned.push((format!("{kind}-{id}"), IdentityKind::Routing, None, p));
     }
     for n in 1..=spec.clients {
         let p = permissions::client();

@@ -10,6 +10,10 @@
 //! - the **coordinator** alone publishes commands (`geolb.agent.>`), sends
 //!   discovery requests, uses the JetStream API of its streams, and reads
 //!   every telemetry subject and its `_INBOX.>`;
+//! - a **routing** component (the lab's GeoDNS, `dns-<id>`, and anycast
+//!   router, `anycast-<id>`) subscribes only to its own
+//!   `geolb.<kind>.<id>.>` endpoints and its service's discovery, publishes
+//!   only its changes on `geolb.routing.<id>.>`, and replies;
 //! - a **client** (observer: dashboards, `nats sub`, `nats micro ls`) reads
 //!   telemetry and may send discovery requests; it publishes nothing else.
 
@@ -45,6 +49,7 @@ fn telemetry() -> Vec<String> {
         "geolb.evt.>",
         "geolb.metrics.>",
         "geolb.client.>",
+        geolb_proto::routing::CHANGES_ALL,
         geolb_proto::scenario::SCENARIOS_ALL,
     ]
     .map(String::from)
@@ -79,6 +84,22 @@ pub fn emulator(id: &str) -> Permissions {
     subscribe.extend([format!("$SRV.*.{service}"), format!("$SRV.*.{service}.*")]);
     Permissions {
         publish: Vec::new(),
+        subscribe,
+        allow_responses: true,
+    }
+}
+
+/// A routing component of `kind` (`dns` or `anycast`) with id `id`.
+pub fn routing(kind: &str, id: &str) -> Permissions {
+    let service = match kind {
+        "dns" => geolb_proto::routing::dns::SERVICE_NAME,
+        _ => geolb_proto::routing::anycast::SERVICE_NAME,
+    };
+    let mut subscribe = vec![format!("geolb.{kind}.{id}.>")];
+    subscribe.extend(["PING", "INFO", "STATS"].map(|verb| format!("$SRV.{verb}")));
+    subscribe.extend([format!("$SRV.*.{service}"), format!("$SRV.*.{service}.*")]);
+    Permissions {
+        publish: vec![geolb_proto::routing::change_subject(id, ">")],
         subscribe,
         allow_responses: true,
     }
@@ -212,6 +233,31 @@ mod tests {
             .publish
             .contains(&"$JS.API.STREAM.*.GEOLB_HEARTBEATS".to_string()));
         assert!(!client().publish.iter().any(|s| s.starts_with("geolb.")));
+    }
+
+    #[test]
+    fn routing_components_publish_only_their_changes() {
+        let dns = routing("dns", "dns");
+        assert_eq!(dns.publish, ["geolb.routing.dns.>"]);
+        assert_eq!(dns.subscribe[0], "geolb.dns.dns.>");
+        assert!(dns.subscribe.contains(&"$SRV.*.geolb-dns.*".to_string()));
+        assert!(!dns
+            .subscribe
+            .iter()
+            .any(|s| s.starts_with("geolb.agent") || s.starts_with("geolb.wan")));
+        let anycast = routing("anycast", "bgp");
+        assert_eq!(anycast.publish, ["geolb.routing.bgp.>"]);
+        assert!(anycast
+            .subscribe
+            .contains(&"geolb.anycast.bgp.>".to_string()));
+        assert!(anycast
+            .subscribe
+            .contains(&"$SRV.*.geolb-anycast".to_string()));
+        assert!(anycast.allow_responses);
+        assert!(client().subscribe.contains(&"geolb.routing.>".to_string()));
+        assert!(coordinator(&[], &[])
+            .subscribe
+            .contains(&"geolb.routing.>".to_string()));
     }
 
     #[test]
