@@ -39,14 +39,20 @@ async fn resolve(resolver: SocketAddr, name: &str) -> Vec<Ipv4Addr> {
     let mut query = Message::new(fastrand::u16(..), MessageType::Query, OpCode::Query);
     query.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    socket.send_to(&query.to_vec().unwrap(), resolver).await.unwrap();
+    socket
+        .send_to(&query.to_vec().unwrap(), resolver)
+        .await
+        .unwrap();
     let mut buf = [0u8; 2048];
     let n = tokio::time::timeout(Duration::from_secs(2), socket.recv(&mut buf))
         .await
         .expect("the GeoDNS answers")
         .unwrap();
     let answer = Message::from_vec(&buf[..n]).unwrap();
-    assert!(answer.answers.iter().all(|r| r.ttl == 5), "TTL 5 s: {answer:?}");
+    assert!(
+        answer.answers.iter().all(|r| r.ttl == 5),
+        "TTL 5 s: {answer:?}"
+    );
     answer
         .answers
         .iter()
@@ -78,13 +84,24 @@ async fn a_killed_region_is_marked_down_by_the_geodns_and_withdrawn_by_the_route
     assert_eq!(vantages[0]["id"], "lon-anycast");
     let identities = status["identities"].as_array().unwrap();
     for name in ["dns-dns", "anycast-anycast"] {
-        assert!(identities.iter().any(|i| i["name"] == name), "identity {name}");
+        assert!(
+            identities.iter().any(|i| i["name"] == name),
+            "identity {name}"
+        );
     }
     // lon's resolvers are given lon's servers, each through its own link.
     let lon_servers: Vec<Ipv4Addr> = (0..3).map(|s| Ipv4Addr::new(127, 20, s, 1)).collect();
-    assert_eq!(resolve(resolver("lon"), "nats.geolb.lab").await, lon_servers);
+    assert_eq!(
+        resolve(resolver("lon"), "nats.geolb.lab").await,
+        lon_servers
+    );
     let dfw = resolve(resolver("dfw"), "nats.geolb.lab").await;
-    assert_eq!(dfw, (6..9).map(|s| Ipv4Addr::new(127, 22, s, 1)).collect::<Vec<_>>());
+    assert_eq!(
+        dfw,
+        (6..9)
+            .map(|s| Ipv4Addr::new(127, 22, s, 1))
+            .collect::<Vec<_>>()
+    );
 
     // Follow both components' changes as the coordinator.
     let state = LabState::load(&lab.0.join("lab")).unwrap().unwrap();
@@ -92,8 +109,18 @@ async fn a_killed_region_is_marked_down_by_the_geodns_and_withdrawn_by_the_route
     let mut changes = control.client().subscribe(CHANGES_ALL).await.unwrap();
     control.client().flush().await.unwrap();
 
-    let coordinator = state.identity("coordinator").unwrap().seed_path.display().to_string();
-    let signing = state.identity("signing").unwrap().seed_path.display().to_string();
+    let coordinator = state
+        .identity("coordinator")
+        .unwrap()
+        .seed_path
+        .display()
+        .to_string();
+    let signing = state
+        .identity("signing")
+        .unwrap()
+        .seed_path
+        .display()
+        .to_string();
     let stop = lab.geolb(&[
         "--control",
         &state.control_url,
@@ -114,19 +141,35 @@ async fn a_killed_region_is_marked_down_by_the_geodns_and_withdrawn_by_the_route
     let watch = async {
         while let Some(message) = changes.next().await {
             let event: RoutingEvent = serde_json::from_slice(&message.payload).unwrap();
-            assert!(message.subject.starts_with(&format!("geolb.routing.{}.", event.source)));
+            assert!(message
+                .subject
+                .starts_with(&format!("geolb.routing.{}.", event.source)));
             match (event.source.as_str(), &event.change) {
-                ("dns", RoutingChange::Health { server, healthy: false, .. }) => {
+                (
+                    "dns",
+                    RoutingChange::Health {
+                        server,
+                        healthy: false,
+                        ..
+                    },
+                ) => {
                     dns_down.insert(server.clone());
                 }
-                ("dns", RoutingChange::Answers { region, servers, .. }) if region == "lon" => {
+                (
+                    "dns",
+                    RoutingChange::Answers {
+                        region, servers, ..
+                    },
+                ) if region == "lon" => {
                     answered = servers.iter().all(|s| s.starts_with("ams-")) && !servers.is_empty();
                 }
                 ("anycast", RoutingChange::Withdrawn { region, reason }) if region == "lon" => {
                     assert_eq!(reason, "health");
                     withdrawn = true;
                 }
-                ("anycast", RoutingChange::FlipScheduled { vantage, to, .. }) if vantage == "lon-anycast" => {
+                ("anycast", RoutingChange::FlipScheduled { vantage, to, .. })
+                    if vantage == "lon-anycast" =>
+                {
                     assert_eq!(to, "ams");
                     scheduled = true;
                 }
@@ -142,7 +185,10 @@ async fn a_killed_region_is_marked_down_by_the_geodns_and_withdrawn_by_the_route
         .await
         .unwrap_or_else(|_| panic!("dns down {dns_down:?}, answered {answered}, withdrawn {withdrawn}, flip {scheduled}"));
     let ams_servers: Vec<Ipv4Addr> = (3..6).map(|s| Ipv4Addr::new(127, 20, s, 1)).collect();
-    assert_eq!(resolve(resolver("lon"), "nats.geolb.lab").await, ams_servers);
+    assert_eq!(
+        resolve(resolver("lon"), "nats.geolb.lab").await,
+        ams_servers
+    );
 
     // Their state on request, as a scenario reads it.
     let ask = |subject: String| {
@@ -150,7 +196,10 @@ async fn a_killed_region_is_marked_down_by_the_geodns_and_withdrawn_by_the_route
         let id = control.next_command_id();
         async move {
             let command = geolb_proto::Command::new(id, &geolb_proto::Request::Status);
-            let reply = client.request(subject, command.encode().into()).await.unwrap();
+            let reply = client
+                .request(subject, command.encode().into())
+                .await
+                .unwrap();
             serde_json::from_slice::<serde_json::Value>(&reply.payload).unwrap()
         }
     };
@@ -166,7 +215,11 @@ async fn a_killed_region_is_marked_down_by_the_geodns_and_withdrawn_by_the_route
     assert_eq!(down, ["lon-1", "lon-2", "lon-3"]);
     let router = ask(geolb_proto::routing::anycast::subject("anycast", "state")).await;
     let lon = &router["state"]["sites"][0];
-    assert_eq!((lon["region"].as_str(), lon["announced"].as_bool()), (Some("lon"), Some(false)), "{router}");
+    assert_eq!(
+        (lon["region"].as_str(), lon["announced"].as_bool()),
+        (Some("lon"), Some(false)),
+        "{router}"
+    );
 
     let down = lab.geolb(&["lab", "down"]);
     assert!(down.status.success(), "lab down: {}", stderr(&down));
