@@ -58,13 +58,15 @@ demo: tools
 	$(CARGO) build --profile demo -p geolb -p geolb-agent
 	./scripts/demo.sh
 
-## fuzz: property-based fuzzing of every wire decoder and the lab config, FUZZ_CASES (200,000) cases a property, at most 5 min
+## fuzz: property-based fuzzing of every wire decoder, the lab config and the GeoDNS's request handling, FUZZ_CASES (200,000) cases a property, at most 5 min
 FUZZ_CASES ?= 200000
 fuzz:
 	$(CARGO) test --release -p geolb-proto --features signing --test fuzz --no-run
 	PROPTEST_CASES=$(FUZZ_CASES) timeout 300 $(CARGO) test --release -p geolb-proto --features signing --test fuzz
 	$(CARGO) test --release -p geolb --test fuzz_lab_config --no-run
 	PROPTEST_CASES=$(FUZZ_CASES) timeout 300 $(CARGO) test --release -p geolb --test fuzz_lab_config
+	$(CARGO) test --release -p geolb-geodns --test fuzz_dns --no-run
+	PROPTEST_CASES=$(FUZZ_CASES) timeout 300 $(CARGO) test --release -p geolb-geodns --test fuzz_dns
 
 ## clean: remove build output (keeps the downloaded .tools/; `rm -rf .tools` to refetch)
 clean:

@@ -40,6 +40,10 @@ pub enum Command {
     Client(Box<ClientArgs>),
     /// Run the WAN link emulator for the links in a file, driven over the control plane.
     Wan(Box<crate::wan::WanArgs>),
+    /// Run the lab's GeoDNS (an authoritative DNS server per client region), driven over the control plane.
+    Geodns(Box<crate::geodns::GeoDnsArgs>),
+    /// Run the lab's anycast router (BGP with withdrawals and flips, or an edge proxy), driven over the control plane.
+    Anycast(Box<crate::anycast::AnycastArgs>),
     /// On Fly.io: write nats-server's configuration from Fly's private DNS, then `run` it.
     FlyServer(Box<crate::fly::FlyServerArgs>),
 }

@@ -30,7 +30,11 @@
 //! - `client` is the `geolb-client` crate (`geolb-agent client`, the headless NATS test client).
 //! - [`fly`]: `geolb-agent fly-server`, nats-server configured from Fly.io's private DNS.
 //! - [`prometheus`]: `--prometheus-listen`, the agent's figures as Prometheus text.
+//! - [`geodns`]: `geolb-agent geodns`, the lab's GeoDNS process.
+//! - [`anycast`]: `geolb-agent anycast`, the lab's anycast router process.
+//! - [`routing`]: what those two share (config file, service, published changes).
 
+pub mod anycast;
 pub mod binaries;
 pub mod cli;
 pub mod commands;
@@ -39,11 +43,13 @@ pub mod container;
 pub mod control;
 pub mod fly;
 pub mod front;
+pub mod geodns;
 pub mod identity;
 pub mod links;
 pub mod monitor;
 pub mod objects;
 pub mod prometheus;
+pub mod routing;
 pub mod run;
 pub mod signals;
 pub mod supervisor;

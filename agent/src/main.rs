@@ -5,7 +5,8 @@ use geolb_agent::cli::{Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
-    geolb_proto::logging::init(cli.log_format, "info");
+    // hickory-server logs every query at info.
+    geolb_proto::logging::init(cli.log_format, "info,hickory_server=warn");
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -18,6 +19,8 @@ fn main() {
             Command::Run(args) => geolb_agent::run::run(*args).await,
             Command::Client(args) => geolb_client::run(*args).await,
             Command::Wan(args) => geolb_agent::wan::run(*args).await,
+            Command::Geodns(args) => geolb_agent::geodns::run(*args).await,
+            Command::Anycast(args) => geolb_agent::anycast::run(*args).await,
             Command::FlyServer(args) => geolb_agent::fly::run(*args).await,
         }
     });

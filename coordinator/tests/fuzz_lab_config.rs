@@ -21,10 +21,38 @@ fn check(text: &str) {
     for s in &t.servers {
         ports.extend([s.client_port, s.http_port, s.route_port, s.gateway_port]);
     }
-    for link in &t.links {
-        let port = link.listen.rsplit(':').next().and_then(|p| p.parse().ok());
-        ports.push(port.expect("a link port"));
+    let port = |listen: &str| -> u16 {
+        let port = listen.rsplit(':').next().and_then(|p| p.parse().ok());
+        port.expect("a port")
+    };
+    // The GeoDNS's links share one port, each on its own address.
+    for link in t.links.iter().filter(|l| !l.name.starts_with("dns:")) {
+        ports.push(port(&link.listen));
     }
+    let dns = t.routing.dns.as_ref().expect("a process lab has a GeoDNS");
+    ports.push(dns.port);
+    ports.extend(dns.config.listeners.iter().map(|l| port(&l.listen)));
+    let router = t
+        .routing
+        .anycast
+        .as_ref()
+        .expect("a process lab has a router");
+    ports.extend(router.vantages.iter().map(|v| port(&v.listen)));
+    let dns_addrs: HashSet<&str> = t
+        .links
+        .iter()
+        .filter(|l| l.name.starts_with("dns:"))
+        .map(|l| l.listen.as_str())
+        .collect();
+    assert_eq!(
+        dns_addrs.len(),
+        t.servers.len() * config.regions.len(),
+        "{text}"
+    );
+    assert!(
+        dns.config.validate().is_ok() && router.validate().is_ok(),
+        "{text}"
+    );
     assert_eq!(ports.len(), config.ports_needed(), "{text}");
     let distinct: HashSet<&u16> = ports.iter().collect();
     assert_eq!(distinct.len(), ports.len(), "ports repeat: {text}");
@@ -49,6 +77,11 @@ fn mutated() -> impl Strategy<Value = String> {
         "[a-z-]{1,9}".prop_map(|k| format!("\"{k}\" = \"1ms\"")),
         any::<f64>().prop_map(|r| format!("rate = {r}")),
         (0u32..300).prop_map(|n| format!("rtt = {n}")),
+        (0u32..40).prop_map(|n| format!("dns = {n}")),
+        (-5i64..100).prop_map(|s| format!("ttl = \"{s}s\"")),
+        any::<f64>().prop_map(|s| format!("share = {s}")),
+        Just("policy = \"nearest-first\"".to_string()),
+        Just("mode = \"proxy\"".to_string()),
         ".{0,20}",
     ];
     prop::collection::vec((0..n, values), 1..4).prop_map(move |edits| {

@@ -26,6 +26,7 @@
 //! - [`wan`]: link behaviour and the WAN emulator's commands.
 //! - [`objects`]: the Object Store buckets of binaries and payload files, and object names.
 //! - [`elf`]: whether a file is an executable for an architecture (its ELF header).
+//! - [`routing`]: the GeoDNS and the anycast router: configuration, faults, state, changes.
 //! - `signing` (feature `signing`, implied by `connect`): signed commands (ed25519 nkeys), the envelope and its checks.
 //! - `connect` (feature `connect`): control-plane URL and auth flags, as async-nats options.
 //! - `logging` (feature `connect`): `--log-format` and the tracing set-up of both binaries.
@@ -42,6 +43,7 @@ pub mod logging;
 pub mod metrics;
 pub mod objects;
 pub mod reply;
+pub mod routing;
 pub mod scenario;
 #[cfg(feature = "signing")]
 pub mod signing;

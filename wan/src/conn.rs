@@ -24,6 +24,9 @@ pub(crate) struct Counters {
     pub target_refused: tokio::sync::Notify,
     /// Whether the link listens now (false while its target refuses).
     pub listening: watch::Sender<bool>,
+    /// Whether a refusing target stops the listener (links); the anycast
+    /// router's vantages keep listening, as an anycast address stays routed.
+    pub stop_on_refusal: bool,
 }
 
 impl Default for Counters {
@@ -35,6 +38,7 @@ impl Default for Counters {
             bytes_back: AtomicU64::default(),
             target_refused: tokio::sync::Notify::new(),
             listening: watch::Sender::new(true),
+            stop_on_refusal: true,
         }
     }
 }
@@ -109,7 +113,7 @@ pub(crate) async fn serve(
             Ok(server) => server,
             Err(error) => {
                 debug!(%link, %peer, %target, %error, "Connection refused: cannot dial the target");
-                if error.kind() == std::io::ErrorKind::ConnectionRefused {
+                if error.kind() == std::io::ErrorKind::ConnectionRefused && counters.stop_on_refusal {
                     counters.stop_listening().await;
                 }
                 return reset(client);
@@ -137,7 +141,7 @@ pub(crate) async fn serve(
         // listener: look again, briefly, before believing it alive.
         let gone = || async {
             // The dialler closed first: the target is only answering that.
-            if client_closed.load(Ordering::Relaxed) {
+            if client_closed.load(Ordering::Relaxed) || !counters.stop_on_refusal {
                 return;
             }
             for _ in 0..3 {

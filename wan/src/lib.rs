@@ -38,8 +38,12 @@
 //! - [`link`]: `Link`, one listener and its connections; `LinkStats`.
 //! - [`emulator`]: `Emulator`, links by name.
 //! - [`timer`]: `sleep_until`, the precise timer.
+//! - [`anycast`]: `Router`, one address served from every region (BGP or an edge proxy).
+//! - [`check`]: the NATS health check and its up/down thresholds.
 //! - `conn`, `pipe`: one connection, one direction.
 
+pub mod anycast;
+pub mod check;
 mod conn;
 pub mod emulator;
 pub mod link;
@@ -70,4 +74,10 @@ pub enum Error {
     /// A link with this name exists already.
     #[error("a link named {0:?} exists already; remove it first")]
     Duplicate(String),
+    /// No site of the anycast router is in this region.
+    #[error("no anycast site in region {0:?}; `state` lists the sites")]
+    UnknownRegion(String),
+    /// The anycast router's configuration cannot run.
+    #[error("anycast configuration: {0}")]
+    Config(String),
 }

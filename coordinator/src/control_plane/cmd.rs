@@ -66,6 +66,7 @@ impl InitArgs {
             coordinator_publish: Vec::new(),
             emulators: Vec::new(),
             archiver: self.archiver,
+            routers: Vec::new(),
         })
     }
 }

@@ -46,6 +46,9 @@ pub struct LayoutSpec {
     pub emulators: Vec<String>,
     /// Whether to make the `archiver` identity (reads the telemetry stream only).
     pub archiver: bool,
+    /// Routing components as `(kind, id)`, kind `dns` or `anycast`
+    /// (identity `<kind>-<id>`, driven on `geolb.<kind>.<id>.*`).
+    pub routers: Vec<(String, String)>,
 }
 
 /// What an identity is for.
@@ -62,6 +65,8 @@ pub enum IdentityKind {
     Emulator,
     /// `geolb archive`: reads the telemetry stream through its consumers, nothing else.
     Archiver,
+    /// A GeoDNS or an anycast router: answers on its own endpoints, publishes its changes.
+    Routing,
     /// Signs commands (not a NATS user: agents get its public key as `--trust`).
     Signing,
 }
@@ -191,6 +196,11 @@ pub fn layout(dir: &Path, spec: &LayoutSpec) -> Result<Layout, LayoutError> {
         .filter(|s| s.as_str() != subject::TELEMETRY_STREAM)
         .cloned()
         .collect();
+    for (kind, id) in &spec.routers {
+        subject::validate_name("routing component id", id)?;
+        let p = permissions::routing(kind, id);
+        planned.push((format!("{kind}-{id}"), IdentityKind::Routing, None, p));
+    }
     for n in 1..=spec.clients {
         let p = permissions::client(&readable);
         planned.push((format!("client-{n}"), IdentityKind::Client, None, p));

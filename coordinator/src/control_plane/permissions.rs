@@ -15,6 +15,10 @@
 //!   discovery requests, uses the JetStream API of its streams (the object
 //!   buckets among them, which only it writes), and reads every telemetry
 //!   subject and its `_INBOX.>`;
+//! - a **routing** component (the lab's GeoDNS, `dns-<id>`, and anycast
+//!   router, `anycast-<id>`) subscribes only to its own
+//!   `geolb.<kind>.<id>.>` endpoints and its service's discovery, publishes
+//!   only its changes on `geolb.routing.<id>.>`, and replies;
 //! - a **client** (observer: dashboards, `nats sub`, `nats micro ls`) reads
 //!   telemetry and may send discovery requests; it publishes nothing else;
 //! - the **archiver** reads the telemetry stream through its consumers and
@@ -53,6 +57,7 @@ fn telemetry() -> Vec<String> {
         "geolb.evt.>",
         "geolb.metrics.>",
         "geolb.client.>",
+        geolb_proto::routing::CHANGES_ALL,
         geolb_proto::scenario::SCENARIOS_ALL,
     ]
     .map(String::from)
@@ -123,6 +128,22 @@ pub fn emulator(id: &str) -> Permissions {
     subscribe.extend([format!("$SRV.*.{service}"), format!("$SRV.*.{service}.*")]);
     Permissions {
         publish: Vec::new(),
+        subscribe,
+        allow_responses: true,
+    }
+}
+
+/// A routing component of `kind` (`dns` or `anycast`) with id `id`.
+pub fn routing(kind: &str, id: &str) -> Permissions {
+    let service = match kind {
+        "dns" => geolb_proto::routing::dns::SERVICE_NAME,
+        _ => geolb_proto::routing::anycast::SERVICE_NAME,
+    };
+    let mut subscribe = vec![format!("geolb.{kind}.{id}.>")];
+    subscribe.extend(["PING", "INFO", "STATS"].map(|verb| format!("$SRV.{verb}")));
+    subscribe.extend([format!("$SRV.*.{service}"), format!("$SRV.*.{service}.*")]);
+    Permissions {
+        publish: vec![geolb_proto::routing::change_subject(id, ">")],
         subscribe,
         allow_responses: true,
     }
@@ -353,6 +374,33 @@ mod tests {
             .any(|s| s.contains("DELETE") || s.contains("STREAM.*")));
         assert_eq!(a.subscribe, ["_INBOX.archiver.>"]);
         assert!(!a.allow_responses);
+    }
+
+    #[test]
+    fn routing_components_publish_only_their_changes() {
+        let dns = routing("dns", "dns");
+        assert_eq!(dns.publish, ["geolb.routing.dns.>"]);
+        assert_eq!(dns.subscribe[0], "geolb.dns.dns.>");
+        assert!(dns.subscribe.contains(&"$SRV.*.geolb-dns.*".to_string()));
+        assert!(!dns
+            .subscribe
+            .iter()
+            .any(|s| s.starts_with("geolb.agent") || s.starts_with("geolb.wan")));
+        let anycast = routing("anycast", "bgp");
+        assert_eq!(anycast.publish, ["geolb.routing.bgp.>"]);
+        assert!(anycast
+            .subscribe
+            .contains(&"geolb.anycast.bgp.>".to_string()));
+        assert!(anycast
+            .subscribe
+            .contains(&"$SRV.*.geolb-anycast".to_string()));
+        assert!(anycast.allow_responses);
+        assert!(client(&[])
+            .subscribe
+            .contains(&"geolb.routing.>".to_string()));
+        assert!(coordinator(&[], &[])
+            .subscribe
+            .contains(&"geolb.routing.>".to_string()));
     }
 
     #[test]

@@ -211,5 +211,33 @@ fn print_status(status: &super::status::LabStatus) -> anyhow::Result<()> {
     }
     out.push('\n');
     out.push_str(&identities.render());
+    if let Some(dns) = &status.dns {
+        let listeners: Vec<String> = dns
+            .listeners
+            .iter()
+            .map(|l| format!("{} {}", l.region, l.listen))
+            .collect();
+        out.push_str(&format!(
+            "\nGeoDNS {}: {} (TTL {} s, {}), resolvers: {}\n",
+            dns.id,
+            dns.target,
+            dns.ttl_s,
+            dns.policy,
+            listeners.join(", ")
+        ));
+    }
+    if let Some(anycast) = &status.anycast {
+        let vantages: Vec<String> = anycast
+            .vantages
+            .iter()
+            .map(|v| format!("{} {}", v.region, v.listen))
+            .collect();
+        out.push_str(&format!(
+            "anycast {} ({}): {}\n",
+            anycast.id,
+            anycast.mode,
+            vantages.join(", ")
+        ));
+    }
     Ok(emit(&out)?)
 }

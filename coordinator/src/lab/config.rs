@@ -28,6 +28,10 @@ pub struct LabConfig {
     /// Telemetry and reports to S3 (none by default).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archive: Option<crate::archive::lab::ArchiveConfig>,
+    /// The GeoDNS of the `dns` clients.
+    pub dns: super::routing_config::DnsLabConfig,
+    /// The anycast router of the `anycast` clients.
+    pub anycast: super::routing_config::AnycastLabConfig,
 }
 
 /// Clients per region, by strategy, and their traffic.
@@ -40,6 +44,14 @@ pub struct ClientsConfig {
     pub random: u32,
     /// `ordered` clients per region.
     pub ordered: u32,
+    /// `dns` clients per region (default 2; 0 in containers, which have no
+    /// GeoDNS: A records carry no port and the emulator's container has one
+    /// address per region network).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<u32>,
+    /// `anycast` clients per region (default 2; 0 in containers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anycast: Option<u32>,
     /// Traffic profile: json, html or video.
     pub profile: String,
     /// Messages per second per client.
@@ -73,6 +85,8 @@ impl Default for LabConfig {
             clients: ClientsConfig::default(),
             latency: LatencyConfig::default(),
             archive: None,
+            dns: Default::default(),
+            anycast: Default::default(),
         }
     }
 }
@@ -83,6 +97,8 @@ impl Default for ClientsConfig {
             rtt: 4,
             random: 2,
             ordered: 0,
+            dns: None,
+            anycast: None,
             profile: "json".into(),
             rate: 5.0,
             shards: 4,
@@ -150,7 +166,7 @@ impl LabConfig {
             ));
         }
         let c = &self.clients;
-        if c.rtt + c.random + c.ordered > 100 {
+        if c.rtt + c.random + c.ordered + c.dns() + c.anycast() > 100 {
             return invalid("clients: at most 100 per region on one machine".into());
         }
         if !["json", "html", "video"].contains(&c.profile.as_str()) {
@@ -187,6 +203,8 @@ impl LabConfig {
         if let Some(archive) = &self.archive {
             archive.validate().map_err(ConfigError::Invalid)?;
         }
+        self.dns.validate()?;
+        self.anycast.validate()?;
         self.rtt_matrix().map(|_| ())
     }
 
@@ -197,8 +215,9 @@ impl LabConfig {
         let s = r * per_region;
         // Control plane (2); per server: client, http, route, gateway; per
         // region, a gateway link to every server of the other regions and a
-        // client link to every server.
-        2 + s * 4 + r * (s - per_region) + r * s
+        // client link to every server; the dns links' common port; per
+        // region a GeoDNS listener and an anycast vantage.
+        2 + s * 4 + r * (s - per_region) + r * s + 1 + 2 * r
     }
 
     /// The round-trip time between two regions (the same region: intra-region).
@@ -253,6 +272,37 @@ impl LabConfig {
     }
 }
 
+impl ClientsConfig {
+    /// `dns` clients per region: as configured, else 2.
+    pub fn dns(&self) -> u32 {
+        self.dns.unwrap_or(2)
+    }
+
+    /// `anycast` clients per region: as configured, else 2.
+    pub fn anycast(&self) -> u32 {
+        self.anycast.unwrap_or(2)
+    }
+
+    /// These clients for a lab in containers: `dns` and `anycast` default
+    /// to 0 there, and are refused when given.
+    pub fn for_containers(&self) -> Result<ClientsConfig, ConfigError> {
+        for (strategy, count) in [("dns", self.dns), ("anycast", self.anycast)] {
+            if count.unwrap_or(0) > 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "clients.{strategy}: the lab in containers has no GeoDNS or anycast router yet; \
+                     run `geolb lab up` without --docker (the process lab) for {strategy} clients, \
+                     or set clients.{strategy} = 0"
+                )));
+            }
+        }
+        Ok(ClientsConfig {
+            dns: Some(0),
+            anycast: Some(0),
+            ..self.clone()
+        })
+    }
+}
+
 fn ordered(a: &str, b: &str) -> (String, String) {
     if a <= b {
         (a.to_string(), b.to_string())
@@ -276,10 +326,13 @@ ports_base = 14000
 
 [clients]
 # Headless clients in every region, by strategy (rtt: ours; random and
-# ordered: what stock clients do, for comparison).
+# ordered: what stock clients do; dns: a GeoDNS name resolved by the client;
+# anycast: one address served from every region), for comparison.
 rtt = 4
 random = 2
 ordered = 0
+# dns = 2       # default 2 (0 in `lab up --docker`, which has no GeoDNS)
+# anycast = 2   # default 2 (0 in `lab up --docker`)
 # Traffic: json (small), html (pages) or video (large chunks); messages per
 # second per client; shards (a client hears the senders of its shard in
 # every region, so its traffic crosses the gateways).
@@ -314,6 +367,38 @@ intra_region = "0.5ms"
 # telemetry = true            # false: export the reports only
 # flush_interval = "60s"
 # max_batch_bytes = 10485760
+[dns]
+# The GeoDNS the dns clients resolve through (one listener per region).
+name = "nats.geolb.lab"
+# TTL: Cloudflare's DNS-only load balancing answers 30 s; Fly's internal DNS 5 s.
+ttl = "30s"
+# nearest-only (the healthy servers of the nearest healthy region) or
+# nearest-first (every healthy server, nearest region first).
+policy = "nearest-only"
+# Health checks: Route 53 fast checks every 10 s (standard: 30 s), 3
+# failures to mark down and 3 passes to mark up again.
+interval = "10s"
+threshold = 3
+recovery = 3
+
+[dns.stale]
+# The dns clients that keep an old answer past its TTL: with a 20 s TTL,
+# about 90 % of clients moved within 60 s and about 2 % still used the old
+# answer after 15 minutes (Flavel et al., LANMAN 2014).
+share = 0.1
+keep = [{ p = 0.0, value = "40s" }, { p = 0.8, value = "880s" }]
+seed = 1
+
+[anycast]
+# bgp: one address announced from every region; proxy: Fly's edge (always
+# the local region, across only when every local server is unhealthy).
+mode = "bgp"
+# Flip delay after a withdrawal, by quantiles: median 3 s, 80th percentile
+# 10 s, 99th 120 s (published BGP convergence measurements).
+flip = [{ p = 0.5, value = "3s" }, { p = 0.8, value = "10s" }, { p = 0.99, value = "120s" }]
+seed = 1
+# A region whose servers all fail its checks withdraws by itself.
+auto_withdraw = true
 "#;
 
 #[cfg(test)]
@@ -382,6 +467,16 @@ mod tests {
             ("[clients]\npayload = \"obj:../x\"", "payload"),
             ("[archive]\nto = \"geolb/lab\"", "archive.to"),
             ("[archive]\nto = \"s3://geolb\"\nbucket = \"x\"", "unknown field"),
+            ("[clients]\ncarrier_pigeon = 2", "unknown field"),
+            ("[dns]\nttl = \"-30s\"", "negative"),
+            ("[dns]\nttl = \"0s\"", "dns.ttl"),
+            ("[dns]\nttl = \"1500ms\"", "whole seconds"),
+            ("[dns]\npolicy = \"random\"", "unknown variant"),
+            ("[dns]\nname = \"nats\"", "dns.name"),
+            ("[dns]\nthreshold = 0", "threshold"),
+            ("[dns.stale]\nshare = 1.5", "share"),
+            ("[anycast]\nmode = \"ospf\"", "unknown variant"),
+            ("[anycast]\nflip = [{ p = 0.5, value = \"3s\" }]", "anycast.flip"),
         ];
         for (text, want) in cases {
             let err = LabConfig::parse(text).expect_err(text).to_string();

@@ -51,13 +51,13 @@ pub enum Launcher {
 }
 
 /// The lab's paths and addresses as its processes see them.
-pub(super) struct View {
+pub struct View {
     /// The control plane's URL.
-    pub(super) control_url: String,
+    pub control_url: String,
     /// `geolb-agent`.
-    pub(super) agent: PathBuf,
+    pub agent: PathBuf,
     /// Installed nats-server versions, `<dir>/<version>/nats-server`.
-    pub(super) servers_dir: PathBuf,
+    pub servers_dir: PathBuf,
 }
 
 impl View {

@@ -65,6 +65,42 @@ pub struct LabStatus {
     /// The control plane's identities and their seed files, so other NATS
     /// tools can connect as any of them (`nats --nkey FILE`).
     pub identities: Vec<super::state::LabIdentity>,
+    /// The GeoDNS: the name clients resolve and each region's listener.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsRow>,
+    /// The anycast router: its mode and every vantage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anycast: Option<AnycastRow>,
+}
+
+/// The lab's GeoDNS.
+#[derive(Debug, Clone, Serialize)]
+pub struct DnsRow {
+    /// Its id on the control plane (`geolb.dns.<id>.state`).
+    pub id: String,
+    /// The name clients resolve.
+    pub name: String,
+    /// The port of every answer.
+    pub port: u16,
+    /// The URL `dns` clients are given.
+    pub target: String,
+    /// The TTL of its answers, in seconds.
+    pub ttl_s: u32,
+    /// Its policy.
+    pub policy: String,
+    /// Each region's listener (UDP and TCP): `--resolver` for that region's clients.
+    pub listeners: Vec<geolb_proto::routing::dns::DnsListener>,
+}
+
+/// The lab's anycast router.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnycastRow {
+    /// Its id on the control plane (`geolb.anycast.<id>.state`).
+    pub id: String,
+    /// bgp or proxy.
+    pub mode: String,
+    /// Each vantage: the address its region's `anycast` clients dial.
+    pub vantages: Vec<geolb_proto::routing::anycast::Vantage>,
 }
 
 /// How long status listens to metrics and client reports (both every second).
@@ -120,5 +156,19 @@ pub async fn status(state: &LabState, control: &Control) -> anyhow::Result<LabSt
             .collect(),
         clients: clients.into_values().collect(),
         identities: state.identities.clone(),
+        dns: t.routing.dns.as_ref().map(|d| DnsRow {
+            id: super::routing_up::DNS_ID.into(),
+            name: d.config.name.clone(),
+            port: d.port,
+            target: d.target(),
+            ttl_s: d.config.ttl_s,
+            policy: d.config.policy.to_string(),
+            listeners: d.config.listeners.clone(),
+        }),
+        anycast: t.routing.anycast.as_ref().map(|a| AnycastRow {
+            id: super::routing_up::ANYCAST_ID.into(),
+            mode: a.mode.to_string(),
+            vantages: a.vantages.clone(),
+        }),
     })
 }

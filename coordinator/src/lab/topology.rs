@@ -90,6 +90,10 @@ pub struct ClientGroup {
     pub strategy: String,
     /// How many.
     pub replicas: u32,
+    /// The strategy's own client arguments (`dns`: `--target` and
+    /// `--resolver`, maybe `--dns-keep-stale`; `anycast`: `--target`);
+    /// empty for rtt, random and ordered, which get every server instead.
+    pub args: Vec<String>,
 }
 
 /// Everything the lab starts.
@@ -107,6 +111,8 @@ pub struct Topology {
     pub links: Vec<LinkSpec>,
     /// The client agents.
     pub clients: Vec<ClientGroup>,
+    /// The GeoDNS and the anycast router, when the lab has their clients.
+    pub routing: super::routing::RoutingPlan,
 }
 
 impl Topology {
@@ -207,9 +213,13 @@ impl Topology {
                         region: region.clone(),
                         strategy: strategy.to_string(),
                         replicas,
+                        args: Vec::new(),
                     })
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let routing = super::routing::plan(config, placement, &servers, &mut links, &mut port);
+        let mut clients = clients;
+        clients.extend(super::routing::client_groups(config, &routing));
         Topology {
             placement,
             control_port,
@@ -217,6 +227,7 @@ impl Topology {
             servers,
             links,
             clients,
+            routing,
         }
     }
 
@@ -253,6 +264,7 @@ impl Topology {
             format!("gw:{region}->*"),
             format!("gw:*->{region}/"),
             format!("cl:*->{region}-"),
+            format!("dns:*->{region}-"),
         ]
         .into_iter()
         .flat_map(|pattern| self.matching(&pattern))

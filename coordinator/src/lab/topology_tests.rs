@@ -10,17 +10,33 @@ fn plans_the_default_lab() {
     assert_eq!(t.servers.len(), 9);
     assert_eq!(
         t.links.len(),
-        3 * 6 + 3 * 9,
-        "gateway links, then client links"
+        3 * 6 + 3 * 9 + 3 * 9,
+        "gateway links, then client links, then the GeoDNS's links"
     );
     let mut ports: Vec<u16> = vec![t.control_port, t.control_http_port];
     for s in &t.servers {
         ports.extend([s.client_port, s.http_port, s.route_port, s.gateway_port]);
     }
+    let port = |listen: &str| listen.rsplit(':').next().unwrap().parse::<u16>().unwrap();
     ports.extend(
         t.links
             .iter()
-            .map(|l| l.listen.rsplit(':').next().unwrap().parse::<u16>().unwrap()),
+            .filter(|l| !l.name.starts_with("dns:"))
+            .map(|l| port(&l.listen)),
+    );
+    // The dns links share one port (each on its own address), then a
+    // GeoDNS listener and an anycast vantage per region.
+    let dns = t.routing.dns.as_ref().unwrap();
+    ports.push(dns.port);
+    ports.extend(dns.config.listeners.iter().map(|l| port(&l.listen)));
+    ports.extend(
+        t.routing
+            .anycast
+            .as_ref()
+            .unwrap()
+            .vantages
+            .iter()
+            .map(|v| port(&v.listen)),
     );
     assert_eq!(ports.len(), config.ports_needed());
     assert_eq!(
@@ -47,9 +63,24 @@ fn plans_the_default_lab() {
             "ams-rtt",
             "ams-random",
             "dfw-rtt",
-            "dfw-random"
+            "dfw-random",
+            "lon-dns",
+            "ams-dns",
+            "dfw-dns",
+            "dfw-dns-stale-0",
+            "lon-anycast",
+            "ams-anycast",
+            "dfw-anycast"
         ]
     );
+    let per_strategy = |strategy: &str| -> u32 {
+        t.clients
+            .iter()
+            .filter(|c| c.strategy == strategy)
+            .map(|c| c.replicas)
+            .sum()
+    };
+    assert_eq!([per_strategy("dns"), per_strategy("anycast")], [6, 6]);
 }
 
 #[test]
@@ -86,7 +117,8 @@ fn partition_cuts_every_path_to_the_region() {
         "lon's clients can still leave"
     );
     assert!(!cut.contains(&"gw:ams->dfw/0".to_string()));
-    assert_eq!(cut.len(), 6 + 6 + 9);
+    assert!(cut.contains(&"dns:dfw->lon-2".to_string()));
+    assert_eq!(cut.len(), 6 + 6 + 9 + 9);
 }
 
 #[test]

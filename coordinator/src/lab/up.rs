@@ -16,7 +16,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Brings the lab of `config` up in `dir`; returns its state.
-pub async fn up(config: LabConfig, dir: &Path, launcher: Launcher) -> anyhow::Result<LabState> {
+pub async fn up(mut config: LabConfig, dir: &Path, launcher: Launcher) -> anyhow::Result<LabState> {
+    if let Launcher::Containers(_) = &launcher {
+        config.clients = config.clients.for_containers()?;
+    }
     if let Some(old) = LabState::load(dir)? {
         if old.running().await.unwrap_or(0) > 0 {
             anyhow::bail!(
@@ -153,6 +156,7 @@ async fn start(state: &mut LabState, t: &Topology, launcher: &Launcher) -> anyho
         Some(payload) => Some(stored_payload(&control, &payload).await?),
         None => None,
     };
+    super::routing_up::start(state, t, launcher, &view, &control).await?;
 
     for group in &t.clients {
         let mut args = agent_args(
@@ -225,6 +229,11 @@ pub fn client_args(
         "--shards".into(),
         c.shards.to_string(),
     ];
+    if !group.args.is_empty() {
+        // dns and anycast: their own target, no server list.
+        args.extend(group.args.iter().cloned());
+        return args;
+    }
     for server in t.client_servers(&group.region) {
         args.extend(["--server".into(), server]);
     }
@@ -272,7 +281,7 @@ fn agent_args(
 }
 
 /// Adds the control plane and the seed file of identity `name`.
-fn with_identity(
+pub(super) fn with_identity(
     args: &mut Vec<String>,
     state: &LabState,
     launcher: &Launcher,
@@ -307,9 +316,15 @@ fn identities(state: &mut LabState, t: &Topology) -> anyhow::Result<crate::contr
         agents,
         clients: 1,
         streams: vec![crate::report::store::STREAM.to_string()],
-        coordinator_publish: vec!["geolb.wan.>".to_string(), "geolb.report.>".to_string()],
+        coordinator_publish: vec![
+            "geolb.wan.>".to_string(),
+            "geolb.report.>".to_string(),
+            "geolb.dns.>".to_string(),
+            "geolb.anycast.>".to_string(),
+        ],
         emulators: vec!["wan".to_string()],
         archiver: true,
+        routers: super::routing_up::identities(t),
     };
     let layout = crate::control_plane::layout(&state.dir.join("keys"), &spec)?;
     state.identities = layout
@@ -361,7 +376,7 @@ fn check_ports_free(config: &LabConfig, t: &Topology) -> anyhow::Result<()> {
             );
         }
     }
-    Ok(())
+    super::routing_up::check_dns_addresses(t)
 }
 
 /// Connects to a running lab's control plane as its coordinator, signing commands.

@@ -6,7 +6,7 @@
 //! exits non-zero only when a measurement could not be taken.
 //! `GEOLB_BENCH_QUICK=1` shortens the idle CPU window from 60 s to 10 s.
 //! `GEOLB_BENCH_ONLY=<group>[,<group>...]` runs only those groups (`binary_size`,
-//! `agent_idle`, `ack_latency`, `fanout_500`, `inject`, `geo`, `dashboard`, `lab`, `fleet`, `lab_docker`, `archive`) and merges their figures into
+//! `agent_idle`, `ack_latency`, `fanout_500`, `inject`, `geo`, `dashboard`, `lab`, `fleet`, `strategies`, `lab_docker`, `archive`) and merges their figures into
 //! an existing `bench.json` instead of replacing it; e.g.
 //! `GEOLB_BENCH_ONLY=geo cargo run --release -p geolb-tests --bin bench`.
 //!
@@ -24,6 +24,7 @@
 //! - [`archive`]: `geolb archive` to the local S3 server: rate, RSS, bytes per message.
 //! - [`report`]: figures, the table and `bench.json`.
 //! - [`stats`]: nearest-rank percentiles.
+//! - [`strategies`]: the GeoDNS's queries per second beside peers, and the anycast router's cost per connection.
 
 mod agent_idle;
 mod agents;
@@ -38,6 +39,7 @@ mod latency;
 mod report;
 mod scenarios;
 mod stats;
+mod strategies;
 
 use agents::Bench;
 use geolb_tests::tools::target_dir;
@@ -164,6 +166,11 @@ async fn run_all(quick: bool, only: &Only, report: &mut Report) {
         println!("the archiver, to the local S3 server");
         let outcome = archive::run(report).await;
         report.outcome("archive", outcome);
+    }
+    if only.runs("strategies") {
+        println!("GeoDNS and anycast router (the routing part of the strategies)");
+        let outcome = strategies::run(report).await;
+        report.outcome("strategies", outcome);
     }
     let images = [
         geolb_tests::docker::SERVER_IMAGE,
