@@ -12,6 +12,12 @@ pub enum Strategy {
     Random,
     /// Stock async-nats with `retain_servers_order`: the first that answers.
     Ordered,
+    /// A GeoDNS name (`--target`), resolved by the client itself on every
+    /// connection attempt (`--resolver`); the answers dialled in order.
+    Dns,
+    /// One address announced from every region (`--target`); the network
+    /// picks the site.
+    Anycast,
 }
 
 impl Strategy {
@@ -21,7 +27,15 @@ impl Strategy {
             Strategy::Rtt => "rtt",
             Strategy::Random => "random",
             Strategy::Ordered => "ordered",
+            Strategy::Dns => "dns",
+            Strategy::Anycast => "anycast",
         }
+    }
+
+    /// Whether the routing system, not the client, picks the server
+    /// (`--target` instead of `--server`).
+    pub fn routed(self) -> bool {
+        matches!(self, Strategy::Dns | Strategy::Anycast)
     }
 }
 
@@ -68,14 +82,23 @@ pub enum Transport {
 /// Flags of `geolb-agent client`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientArgs {
-    /// A data-plane server as REGION=URL; repeat for every server of every region.
-    #[arg(
-        long = "server",
-        env = "GEOLB_CLIENT_SERVERS",
-        value_delimiter = ',',
-        required = true
-    )]
+    /// A data-plane server as REGION=URL; repeat for every server of every
+    /// region (rtt, random, ordered; for dns and anycast, servers to probe
+    /// only, if any).
+    #[arg(long = "server", env = "GEOLB_CLIENT_SERVERS", value_delimiter = ',')]
     pub servers: Vec<String>,
+    /// dns and anycast: the one URL the client dials, e.g.
+    /// `nats://nats.geo.lab:4222` (dns resolves its host itself) or an
+    /// anycast address.
+    #[arg(long, env = "GEOLB_CLIENT_TARGET", value_name = "URL")]
+    pub target: Option<String>,
+    /// dns: where lookups go: system, google, cloudflare or IP:PORT.
+    #[arg(long, env = "GEOLB_CLIENT_RESOLVER", default_value = "system")]
+    pub resolver: crate::resolve::ResolverSpec,
+    /// dns: keep every answer at least this long, past its TTL (a resolver
+    /// or client that holds answers too long).
+    #[arg(long, env = "GEOLB_CLIENT_DNS_KEEP_STALE", default_value = "0s")]
+    pub dns_keep_stale: WireDuration,
     /// The region the client lives in (default: FLY_REGION, or the only region given).
     #[arg(long, env = "GEOLB_REGION")]
     pub region: Option<String>,

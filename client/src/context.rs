@@ -7,10 +7,13 @@ use super::report::Reporter;
 use super::table::Table;
 use super::traffic::Traffic;
 use async_nats::Client;
-use geolb_proto::client::{ClientMove, ClientRecord, ClientStatus, MoveReason, ServerRef};
+use geolb_proto::client::{
+    ClientMove, ClientRecord, ClientStatus, Lookup, MoveReason, Routed, ServerRef, MAX_LOOKUPS,
+};
 use geolb_proto::{now_ms, PROTOCOL_VERSION};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 use tokio::sync::watch;
 
 /// Shared by the driver, the publisher and the reporter.
@@ -34,6 +37,10 @@ pub struct Context {
     /// The server before the current outage, if cut off.
     last: Mutex<Option<ServerRef>>,
     switches: AtomicU32,
+    started: Instant,
+    connected_after_ms: OnceLock<u64>,
+    /// `dns` and `anycast`: attempts and lookups.
+    routed: Mutex<Option<Routed>>,
 }
 
 impl Context {
@@ -56,6 +63,45 @@ impl Context {
             current: Mutex::new(None),
             last: Mutex::new(None),
             switches: AtomicU32::new(0),
+            started: Instant::now(),
+            connected_after_ms: OnceLock::new(),
+            routed: Mutex::new(None),
+        }
+    }
+
+    /// Marks the client as routed (`dns`, `anycast`) to `target`.
+    pub fn route_to(&self, target: &str) {
+        *self.routed.lock().unwrap_or_else(|p| p.into_inner()) = Some(Routed {
+            target: target.to_string(),
+            ..Routed::default()
+        });
+    }
+
+    /// Counts one connection attempt, `failed` when nothing answered.
+    pub fn attempted(&self, failed: bool) {
+        if let Some(routed) = self
+            .routed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            routed.attempts += 1;
+            routed.failed_attempts += u64::from(failed);
+        }
+    }
+
+    /// Keeps one DNS lookup (the latest [`MAX_LOOKUPS`]).
+    pub fn looked_up(&self, lookup: Lookup) {
+        if let Some(routed) = self
+            .routed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            if routed.lookups.len() == MAX_LOOKUPS {
+                routed.lookups.remove(0);
+            }
+            routed.lookups.push(lookup);
         }
     }
 
@@ -94,6 +140,12 @@ impl Context {
             traffic: self.traffic.snapshot(),
             switches: self.switches.load(Ordering::Relaxed),
             by_sender: self.traffic.lock().by_sender(),
+            connected_after_ms: self.connected_after_ms.get().copied(),
+            routed: self
+                .routed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         })
     }
 
@@ -104,6 +156,10 @@ impl Context {
         let from = self.current_or_last();
         if to.is_some() && from.is_some() {
             self.switches.fetch_add(1, Ordering::Relaxed);
+        }
+        if to.is_some() {
+            let after = self.started.elapsed().as_millis() as u64;
+            let _ = self.connected_after_ms.set(after);
         }
         self.set_current(to.clone());
         let url = |s: &Option<ServerRef>| s.as_ref().map_or("none".to_string(), |s| s.url.clone());

@@ -19,6 +19,9 @@
 //!   where possible, and returns to a better server only past the
 //!   hysteresis held for `--hold`.
 //! - `random` / `ordered` ([`stock`]): a stock async-nats client, observed.
+//! - `dns` / `anycast` ([`routed`]): one `--target` that the routing system
+//!   maps to a server; `dns` resolves it itself ([`resolve`]) on every
+//!   connection attempt and records each lookup.
 //! - Data-plane connections ignore discovered servers; the servers are
 //!   expected to run with `no_advertise`.
 //!
@@ -38,7 +41,7 @@
 //! - [`backoff`]: jittered exponential backoff.
 //! - [`election`]: the pure `rtt` policy.
 //! - [`session`]: data-plane connections.
-//! - [`rtt`], [`stock`]: the drivers of the strategies.
+//! - [`rtt`], [`stock`], [`routed`]: the drivers of the strategies; [`resolve`]: the dns strategy's resolver.
 //! - [`message`], [`payload`], [`traffic`], [`tracker`], [`histogram`]: the traffic.
 //! - [`context`], [`report`]: records and the report channel.
 
@@ -52,6 +55,8 @@ pub mod message;
 pub mod payload;
 pub mod probe;
 pub mod report;
+pub mod resolve;
+pub mod routed;
 pub mod rtt;
 pub mod session;
 pub mod stock;
@@ -140,6 +145,15 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
             let urls = plan.servers.iter().map(|s| s.url.clone()).collect();
             stock::drive(ctx.clone(), urls, plan.link.clone(), token.clone()).await
         }
+        Strategy::Dns | Strategy::Anycast => match plan.routed.clone() {
+            Some(routed) => {
+                routed::drive(ctx.clone(), routed, plan.link.clone(), token.clone()).await
+            }
+            None => Err(anyhow::anyhow!(
+                "a {} client needs --target",
+                args.strategy.name()
+            )),
+        },
     };
     token.cancel();
     tasks.close();

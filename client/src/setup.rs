@@ -34,13 +34,97 @@ pub struct Plan {
     pub probe: ProbeParams,
     /// `rtt` driver parameters.
     pub rtt: RttParams,
+    /// `dns` and `anycast`: what the client dials.
+    pub routed: Option<RoutedPlan>,
+}
+
+/// What a `dns` or `anycast` client dials, and how.
+#[derive(Debug, Clone)]
+pub struct RoutedPlan {
+    /// `--target` as given.
+    pub target: String,
+    /// Its scheme (`nats` or `ws`).
+    pub scheme: String,
+    /// Its host: a name to resolve (dns), or an address.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// dns: where lookups go.
+    pub resolver: crate::resolve::ResolverSpec,
+    /// dns: the least time an answer is kept.
+    pub keep_stale: Duration,
+    /// Between rounds that found no server.
+    pub backoff: Backoff,
+}
+
+/// Parses `--target`: `nats://HOST:PORT` (port 4222 when absent) or `ws://HOST:PORT`.
+fn parse_target(target: &str) -> anyhow::Result<(String, String, u16)> {
+    let usage = "give --target nats://HOST:PORT";
+    let (scheme, rest) = target
+        .split_once("://")
+        .ok_or_else(|| anyhow::anyhow!("--target {target:?} has no scheme; {usage}"))?;
+    if !matches!(scheme, "nats" | "ws") {
+        bail!("--target {target:?}: the scheme must be nats or ws; {usage}");
+    }
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) => (
+            host,
+            port.parse::<u16>()
+                .map_err(|_| anyhow::anyhow!("--target {target:?}: bad port {port:?}; {usage}"))?,
+        ),
+        None => (rest, 4222),
+    };
+    if host.is_empty() || host.contains(['/', '@', ' ']) {
+        bail!("--target {target:?}: bad host {host:?}; {usage}");
+    }
+    Ok((scheme.to_string(), host.to_string(), port))
 }
 
 impl Plan {
     /// Checks the flags.
     pub fn from_args(args: &ClientArgs) -> anyhow::Result<Plan> {
-        let servers = candidates::parse_all(&args.servers, args.transport)?;
-        let region = candidates::choose_region(args.region().as_deref(), &servers)?;
+        let routed = args.strategy.routed();
+        let (servers, region) = match (routed, args.servers.is_empty()) {
+            (true, true) => {
+                let region = args.region().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "a {} client needs --region (where it lives)",
+                        args.strategy.name()
+                    )
+                })?;
+                validate_name("region", &region).context("pass --region as one name")?;
+                (Vec::new(), region)
+            }
+            _ => {
+                let servers = candidates::parse_all(&args.servers, args.transport)?;
+                let region = candidates::choose_region(args.region().as_deref(), &servers)?;
+                (servers, region)
+            }
+        };
+        let routed = match (routed, &args.target) {
+            (true, Some(target)) => {
+                let (scheme, host, port) = parse_target(target)?;
+                Some(RoutedPlan {
+                    target: target.clone(),
+                    scheme,
+                    host,
+                    port,
+                    resolver: args.resolver.clone(),
+                    keep_stale: args.dns_keep_stale.0,
+                    backoff: Backoff::new(args.backoff_min.0, args.backoff_max.0),
+                })
+            }
+            (true, None) => bail!(
+                "a {} client needs --target URL (the name or address it dials)",
+                args.strategy.name()
+            ),
+            (false, Some(_)) => bail!(
+                "--target is for the dns and anycast strategies; {} takes --server REGION=URL",
+                args.strategy.name()
+            ),
+            (false, None) => None,
+        };
         let id = args.id();
         validate_name("client id", &id).context("pass --id with 1 to 64 of A-Z a-z 0-9 _ -")?;
         for peer in &args.peers {
@@ -109,6 +193,7 @@ impl Plan {
             link,
             probe,
             rtt,
+            routed,
         })
     }
 }
@@ -137,6 +222,95 @@ mod tests {
         argv.extend_from_slice(extra);
         let cli = Cli::try_parse_from(argv)?;
         Plan::from_args(&cli.args)
+    }
+
+    #[test]
+    fn routed_clients_take_a_target() {
+        let plan = plan(&[
+            "--strategy",
+            "dns",
+            "--region",
+            "lon",
+            "--target",
+            "nats://nats.geo.lab:4333",
+        ])
+        .unwrap();
+        let routed = plan.routed.unwrap();
+        assert_eq!((routed.host.as_str(), routed.port), ("nats.geo.lab", 4333));
+        assert!(plan.servers.is_empty());
+        let plan = self::plan(&[
+            "--strategy",
+            "anycast",
+            "--region",
+            "lon",
+            "--target",
+            "nats://127.0.0.1",
+        ])
+        .unwrap();
+        assert_eq!(plan.routed.unwrap().port, 4222);
+        for (args, says) in [
+            (
+                vec!["--strategy", "dns", "--region", "lon"],
+                "needs --target",
+            ),
+            (
+                vec!["--strategy", "dns", "--target", "nats://a:1"],
+                "needs --region",
+            ),
+            (
+                vec!["--strategy", "dns", "--region", "lon", "--target", "a:1"],
+                "no scheme",
+            ),
+            (
+                vec![
+                    "--strategy",
+                    "dns",
+                    "--region",
+                    "lon",
+                    "--target",
+                    "http://a:1",
+                ],
+                "nats or ws",
+            ),
+            (
+                vec![
+                    "--strategy",
+                    "dns",
+                    "--region",
+                    "lon",
+                    "--target",
+                    "nats://a:x",
+                ],
+                "bad port",
+            ),
+            (
+                vec![
+                    "--strategy",
+                    "rtt",
+                    "--server",
+                    "lon=nats://a:1",
+                    "--target",
+                    "nats://a:1",
+                ],
+                "for the dns and anycast",
+            ),
+        ] {
+            let err = self::plan(&args).unwrap_err().to_string();
+            assert!(err.contains(says), "{args:?}: {err}");
+        }
+        let err = self::plan(&[
+            "--strategy",
+            "dns",
+            "--region",
+            "lon",
+            "--target",
+            "nats://a",
+            "--resolver",
+            "8.8.8.8",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("IP:PORT"), "{err}");
     }
 
     #[test]

@@ -121,6 +121,8 @@ mod tests {
             traffic: Traffic::default(),
             switches: 0,
             by_sender: Default::default(),
+            connected_after_ms: None,
+            routed: None,
         }
     }
 

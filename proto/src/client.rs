@@ -127,7 +127,7 @@ pub struct ClientStatus {
     pub client: String,
     /// The region the client lives in.
     pub region: String,
-    /// `rtt`, `random` or `ordered`.
+    /// `rtt`, `random`, `ordered`, `dns` or `anycast`.
     pub strategy: String,
     /// The server it is connected to, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -142,6 +142,51 @@ pub struct ClientStatus {
     /// told apart by who sent them.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub by_sender: std::collections::BTreeMap<String, SenderCounts>,
+    /// How long after its start it was first connected, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected_after_ms: Option<u64>,
+    /// For `dns` and `anycast`: how it reaches its server (none for others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routed: Option<Routed>,
+}
+
+/// Lookups a status record carries at most (the latest).
+pub const MAX_LOOKUPS: usize = 16;
+
+/// How a `dns` or `anycast` client reaches its server: one name (or one
+/// address) that the routing system (a GeoDNS, an anycast network) maps to
+/// a server.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Routed {
+    /// The URL it dials, e.g. `nats://nats.geo.lab:4222`.
+    pub target: String,
+    /// Connection attempts so far.
+    pub attempts: u64,
+    /// Of those, attempts that found nothing (a dead or unreachable address).
+    pub failed_attempts: u64,
+    /// `dns`: its latest lookups, oldest first (at most [`MAX_LOOKUPS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lookups: Vec<Lookup>,
+}
+
+/// One DNS lookup of a `dns` client.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Lookup {
+    /// When it began (ms since epoch).
+    pub at_ms: u64,
+    /// How long it took, ms.
+    pub took_ms: u64,
+    /// The addresses, in the answer's order.
+    pub answers: Vec<String>,
+    /// Seconds the answer may be kept (as the resolver holds it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_s: Option<u32>,
+    /// The answer's version, when the server publishes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// Why it failed (no such name, resolver unreachable, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Why a client moved.
@@ -233,6 +278,20 @@ mod tests {
                 },
             )]
             .into(),
+            connected_after_ms: Some(2100),
+            routed: Some(Routed {
+                target: "nats://nats.geo.lab:4222".into(),
+                attempts: 3,
+                failed_attempts: 1,
+                lookups: vec![Lookup {
+                    at_ms: 5,
+                    took_ms: 1,
+                    answers: vec!["127.20.0.1".into()],
+                    ttl_s: Some(30),
+                    version: Some(7),
+                    error: None,
+                }],
+            }),
         });
         assert_eq!(ClientRecord::decode(&record.encode()).unwrap(), record);
     }
