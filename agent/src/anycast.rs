@@ -46,6 +46,7 @@ pub async fn run(args: AnycastArgs) -> anyhow::Result<i32> {
         tokio::spawn(routing::publish_changes(
             client.clone(),
             args.id.clone(),
+            geolb_proto::routing::Component::Anycast,
             router.changes(),
         ));
         let group = format!("geolb.anycast.{}", args.id);

@@ -38,6 +38,7 @@ pub async fn run(args: GeoDnsArgs) -> anyhow::Result<i32> {
         tokio::spawn(routing::publish_changes(
             client.clone(),
             args.id.clone(),
+            geolb_proto::routing::Component::Dns,
             dns.changes(),
         ));
         let group = format!("geolb.dns.{}", args.id);

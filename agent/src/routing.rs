@@ -44,10 +44,11 @@ pub async fn connect(control: &ControlArgs, name: &str) -> anyhow::Result<async_
         .await?)
 }
 
-/// Publishes every change of `changes` as a [`RoutingEvent`] of `id`.
+/// Publishes every change of `changes` as a [`RoutingEvent`] of `id`, a `component`.
 pub async fn publish_changes(
     client: async_nats::Client,
     id: String,
+    component: geolb_proto::routing::Component,
     mut changes: broadcast::Receiver<RoutingChange>,
 ) {
     loop {
@@ -63,7 +64,7 @@ pub async fn publish_changes(
             Err(broadcast::error::RecvError::Closed) => return,
         };
         let subject = change_subject(&id, change.kind());
-        let event = RoutingEvent::now(&id, change);
+        let event = RoutingEvent::now(&id, component, change);
         match serde_json::to_vec(&event) {
             Ok(body) => {
                 if let Err(error) = client.publish(subject, body.into()).await {

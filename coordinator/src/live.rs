@@ -57,6 +57,8 @@ pub enum Update {
     },
     /// An agent's event.
     Event(Arc<Event>),
+    /// A change of a routing component (the GeoDNS, the anycast router).
+    Routing(Arc<geolb_proto::routing::RoutingEvent>),
 }
 
 /// An agent as last heard from.
@@ -150,10 +152,11 @@ impl LiveFleet {
         let metrics = client.subscribe(subject::METRICS_ALL).await?;
         let clients = client.subscribe(subject::CLIENTS_ALL).await?;
         let events = client.subscribe(subject::EVENTS_ALL).await?;
+        let routing = client.subscribe(geolb_proto::routing::CHANGES_ALL).await?;
         let state = Arc::new(Mutex::new(State::default()));
         let (updates, _) = broadcast::channel(UPDATES);
         let task = tokio::spawn(follow(
-            [heartbeats, metrics, clients, events],
+            [heartbeats, metrics, clients, events, routing],
             state.clone(),
             updates.clone(),
         ));
@@ -222,7 +225,7 @@ impl LiveFleet {
 }
 
 async fn follow(
-    subscriptions: [async_nats::Subscriber; 4],
+    subscriptions: [async_nats::Subscriber; 5],
     state: Arc<Mutex<State>>,
     updates: broadcast::Sender<Update>,
 ) {
@@ -265,6 +268,10 @@ fn decode(message: &async_nats::Message) -> Option<Update> {
         serde_json::from_slice(payload)
             .ok()
             .map(|e| Update::Event(Arc::new(e)))
+    } else if subject.starts_with("geolb.routing.") {
+        serde_json::from_slice(payload)
+            .ok()
+            .map(|e| Update::Routing(Arc::new(e)))
     } else {
         None
     }
@@ -288,7 +295,7 @@ fn apply(state: &mut State, update: &Update) {
                 },
             );
         }
-        Update::Event(_) => {}
+        Update::Event(_) | Update::Routing(_) => {}
     }
 }
 

@@ -120,6 +120,7 @@ pub fn sample_report(id: &str, scenario: &str, entries: usize, gap_ms: u64) -> R
             lost_same_strategy: i,
             lost_same_strategy_cross_region: 0,
             duplicated: 0,
+            ..ClientOutcome::default()
         })
         .collect();
     let summary = geolb::report::summary::summarise(&clients);
@@ -142,6 +143,7 @@ pub fn sample_report(id: &str, scenario: &str, entries: usize, gap_ms: u64) -> R
         duration_ms: None,
         return_home_ms: Some(1500),
         fleet: None,
+        routing: None,
     }
 }
 

@@ -46,6 +46,7 @@ fn report(id: &str, scenario: &str, started_at: &str, passed: bool) -> Report {
         duration_ms: Some(1234),
         return_home_ms: None,
         fleet: None,
+        routing: None,
     }
 }
 

@@ -154,6 +154,7 @@ mod tests {
             duration_ms: None,
             return_home_ms: None,
             fleet: None,
+            routing: None,
         }
     }
 

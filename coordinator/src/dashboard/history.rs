@@ -99,7 +99,7 @@ impl History {
                 on_status(agents.entry(agent.clone()).or_default(), status)
             }
             Update::Event(e) => on_event(agents.entry(e.agent.clone()).or_default(), e),
-            Update::Heartbeat(_) => {}
+            Update::Heartbeat(_) | Update::Routing(_) => {}
         }
     }
 }

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 pub use geolb_proto::scenario::TimelineEntry;
 
 /// What one client saw.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ClientOutcome {
     /// Client id.
     pub id: String,
@@ -51,6 +51,34 @@ pub struct ClientOutcome {
     pub lost_same_strategy_cross_region: u64,
     /// Copies received twice.
     pub duplicated: u64,
+    /// How long after its start it was first connected, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected_after_ms: Option<u64>,
+    /// Connections it lost during the scenario (a reset, a killed server).
+    #[serde(default)]
+    pub lost_connections: u32,
+    /// The region it was on before the fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region_at_start: Option<String>,
+    /// The region it was on at the end (after the failback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region_at_end: Option<String>,
+    /// `dns` and `anycast`: connection attempts that found nothing, during the scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_attempts: Option<u64>,
+    /// `dns`: from the GeoDNS's new answer for its region to its first
+    /// lookup that got it, ms (none: it never did in the run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_ms: Option<u64>,
+    /// `dns`: it never got the GeoDNS's new answer in the run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale_at_end: bool,
+    /// `anycast`: the delay of its vantage's flip after the withdrawal, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flip_ms: Option<u64>,
+    /// Its home: the region it lives in, or the nearest with servers.
+    #[serde(default)]
+    pub home_region: String,
 }
 
 /// Percentiles of failover gaps, ms.
@@ -100,6 +128,30 @@ pub struct StrategySummary {
     pub messages: Messages,
     /// Server switches per client (thrash).
     pub switches_per_client: f64,
+    /// Time from a client's start to its first connection, ms.
+    #[serde(default)]
+    pub first_connect_ms: GapStats,
+    /// Connections lost per client during the scenario (resets per withdrawal, for anycast).
+    #[serde(default)]
+    pub lost_connections_per_client: f64,
+    /// Percent of clients in their home (nearest) region before the fault.
+    #[serde(default)]
+    pub home_at_start_pct: f64,
+    /// Percent of clients in their home region at the end (after the failback).
+    #[serde(default)]
+    pub home_at_end_pct: f64,
+    /// `dns`, `anycast`: attempts on dead addresses per client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_attempts_per_client: Option<f64>,
+    /// `dns`: how long clients kept using the old answer after the GeoDNS changed it, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_ms: Option<GapStats>,
+    /// `dns`: percent of clients that never got the new answer in the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_at_end_pct: Option<f64>,
+    /// `anycast`: the flip delays of the clients' vantages, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flip_ms: Option<GapStats>,
 }
 
 /// The summary.
@@ -174,6 +226,24 @@ pub struct Report {
     /// Where it ran (reports of earlier versions have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetSummary>,
+    /// When the routing systems noticed the fault (runs with a GeoDNS or an anycast router).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<RoutingFigures>,
+}
+
+/// When the routing systems noticed a fault, ms after it began: the
+/// detection part of the `dns` and `anycast` clients' recovery.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RoutingFigures {
+    /// The GeoDNS marked the first server of the failed region down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_marked_down_ms: Option<u64>,
+    /// The GeoDNS's answers stopped naming the failed region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_answers_changed_ms: Option<u64>,
+    /// The failed region withdrew the anycast address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anycast_withdrawn_ms: Option<u64>,
 }
 
 /// RFC 3339 UTC text of a time in ms since the epoch.

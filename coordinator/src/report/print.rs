@@ -55,6 +55,7 @@ pub fn render(report: &Report) -> String {
         ]);
     }
     out.push_str(&table.render());
+    out.push_str(&routing(report));
     if let Some(servers) = &report.servers {
         let mut table = Table::new(["SERVER", "BEFORE", "AFTER"]);
         for s in servers {
@@ -100,5 +101,57 @@ pub fn render(report: &Report) -> String {
         out.push('\n');
         out.push_str(&table.render());
     }
+    out
+}
+
+/// How each strategy got back: first connection, home shares, dead
+/// attempts, stale answers and flips; and when the routing systems noticed.
+fn routing(report: &Report) -> String {
+    let mut out = String::new();
+    if let Some(r) = &report.routing {
+        let secs = |ms: Option<u64>| {
+            ms.map_or("-".to_string(), |ms| format!("{:.1} s", ms as f64 / 1000.0))
+        };
+        out.push_str(&format!(
+            "\nrouting: GeoDNS marked the region down after {}, changed its answers after {}; anycast withdrew it after {}\n",
+            secs(r.dns_marked_down_ms),
+            secs(r.dns_answers_changed_ms),
+            secs(r.anycast_withdrawn_ms)
+        ));
+    }
+    let mut table = Table::new([
+        "STRATEGY",
+        "FIRST CONNECT P50",
+        "HOME AT START",
+        "LANDED OK",
+        "HOME AT END",
+        "LOST CONNS",
+        "DEAD ATTEMPTS",
+        "STALE P50/P99",
+        "STILL STALE",
+        "FLIP P50/P99",
+    ]);
+    let ms = |v: f64| format!("{:.0}ms", v);
+    for (strategy, s) in &report.summary.by_strategy {
+        let pair = |g: &Option<super::GapStats>| {
+            g.map_or("-".to_string(), |g| format!("{}/{}", ms(g.p50), ms(g.p99)))
+        };
+        table.row([
+            strategy.clone(),
+            ms(s.first_connect_ms.p50),
+            format!("{:.0}%", s.home_at_start_pct),
+            format!("{:.0}%", s.landed_expected_pct),
+            format!("{:.0}%", s.home_at_end_pct),
+            format!("{:.2}", s.lost_connections_per_client),
+            s.dead_attempts_per_client
+                .map_or("-".into(), |d| format!("{d:.1}")),
+            pair(&s.stale_ms),
+            s.stale_at_end_pct
+                .map_or("-".into(), |p| format!("{p:.0}%")),
+            pair(&s.flip_ms),
+        ]);
+    }
+    out.push('\n');
+    out.push_str(&table.render());
     out
 }

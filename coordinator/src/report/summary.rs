@@ -40,7 +40,32 @@ pub fn summarise(clients: &[ClientOutcome]) -> Summary {
             .iter()
             .filter(|c| c.landed_region.as_deref() == Some(c.expected_region.as_str()))
             .count();
+        let n = group.len().max(1) as f64;
+        let pct = |count: usize| 100.0 * count as f64 / n;
+        let home = |region: &Option<String>, c: &ClientOutcome| {
+            region.as_deref() == Some(c.home_region.as_str())
+        };
+        let firsts: Vec<u64> = group.iter().filter_map(|c| c.connected_after_ms).collect();
+        let dead: Vec<u64> = group.iter().filter_map(|c| c.dead_attempts).collect();
+        let stale: Vec<u64> = group.iter().filter_map(|c| c.stale_ms).collect();
+        let flips: Vec<u64> = group.iter().filter_map(|c| c.flip_ms).collect();
+        let stale_at_end = group.iter().filter(|c| c.stale_at_end).count();
+        let affected_dns = stale.len() + stale_at_end;
         *s = StrategySummary {
+            first_connect_ms: gap_stats(&firsts),
+            lost_connections_per_client: group
+                .iter()
+                .map(|c| f64::from(c.lost_connections))
+                .sum::<f64>()
+                / n,
+            home_at_start_pct: pct(group.iter().filter(|c| home(&c.region_at_start, c)).count()),
+            home_at_end_pct: pct(group.iter().filter(|c| home(&c.region_at_end, c)).count()),
+            dead_attempts_per_client: (!dead.is_empty())
+                .then(|| dead.iter().sum::<u64>() as f64 / n),
+            stale_ms: (!stale.is_empty()).then(|| gap_stats(&stale)),
+            stale_at_end_pct: (affected_dns > 0)
+                .then(|| 100.0 * stale_at_end as f64 / affected_dns as f64),
+            flip_ms: (!flips.is_empty()).then(|| gap_stats(&flips)),
             clients: group.len() as u32,
             failover_gap_ms: gap_stats(&gaps),
             clients_with_gaps: gaps.len() as u32,
@@ -80,6 +105,7 @@ mod tests {
             lost_same_strategy: lost,
             lost_same_strategy_cross_region: 0,
             duplicated: 0,
+            ..ClientOutcome::default()
         }
     }
 

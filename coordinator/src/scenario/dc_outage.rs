@@ -197,6 +197,7 @@ pub async fn run(
     };
 
     let fault_at = obs.elapsed_ms();
+    let fault_epoch_ms = geolb_proto::now_ms();
     let fault = match (args.mode, args.fault) {
         (OutageMode::Kill, FaultSource::Engine) => {
             obs.note(
@@ -243,7 +244,6 @@ pub async fn run(
     };
     gates::hold(fleet, args.duration.0).await?;
     let landed = obs.clients();
-    let restore_at = obs.elapsed_ms();
     obs.note("restore", format!("bring {region} back"));
     faults.undo(fleet, fault).await?;
     gates::region_ready(fleet, region, servers.len(), timeout).await?;
@@ -270,11 +270,24 @@ pub async fn run(
         }
         _ => expected,
     };
-    let clients = outcomes(&obs.clients(), &landed, (fault_at, restore_at), |v| {
+    // Recoveries may end after the restore (a stale DNS answer outlasts a
+    // short outage): every move from the fault to the end counts.
+    let views = obs.clients();
+    let mut clients = outcomes(&views, &landed, (fault_at, obs.elapsed_ms()), &homes, |v| {
         expected
             .get(&v.latest.client)
             .map_or_else(|| v.latest.region.clone(), |(r, _)| r.clone())
     });
+    let events = obs.routing();
+    super::routing::per_client(
+        &events,
+        fault_epoch_ms,
+        region,
+        &servers,
+        &views,
+        &mut clients,
+    );
+    let routing = super::routing::figures(&events, fault_epoch_ms, region, &servers);
     let mut reasons = Vec::new();
     let affected: Vec<_> = clients
         .iter()
@@ -317,6 +330,7 @@ pub async fn run(
         clients,
         reasons,
         return_home_ms: Some(home.as_millis() as u64),
+        routing,
         ..Finished::default()
     })
 }

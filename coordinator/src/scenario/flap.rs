@@ -6,7 +6,7 @@ use super::faults::Faults;
 use super::fleet::Fleet;
 use super::gates;
 use super::observe::Observer;
-use super::outcome::outcomes;
+use super::outcome::{home, outcomes};
 use super::Finished;
 use geolb_proto::wan::LinkState;
 use geolb_proto::{FlapArgs as AgentFlap, FlapMode, WireDuration};
@@ -125,12 +125,7 @@ pub async fn run(
     let ended = obs.elapsed_ms();
     let now = obs.clients();
     let homes = gates::homes(&now, &fleet.regions().into_iter().collect());
-    let clients = outcomes(&now, &now, (began, ended), |v| {
-        homes
-            .get(&v.latest.client)
-            .cloned()
-            .unwrap_or_else(|| v.latest.region.clone())
-    });
+    let clients = outcomes(&now, &now, (began, ended), &homes, |v| home(&homes, v));
     let mut reasons = Vec::new();
     let limit = args.max_switches_per_cycle * f64::from(args.cycles);
     for c in clients.iter().filter(|c| c.strategy == "rtt") {

@@ -10,6 +10,7 @@
 //! - [`faults`]: the faults applied and how each is undone.
 //! - [`observe`]: the timeline and what every client reported, published as it grows.
 //! - [`outcome`]: what every client saw (pure).
+//! - [`routing`]: what the GeoDNS and the anycast router did during a fault (pure).
 //! - one module per scenario: [`rolling_upgrade`], [`dc_outage`], [`flap`], [`scale`].
 
 pub mod dc_outage;
@@ -20,6 +21,7 @@ pub mod gates;
 pub mod observe;
 pub mod outcome;
 pub mod rolling_upgrade;
+pub mod routing;
 pub mod scale;
 
 use crate::cli::Cli;
@@ -115,6 +117,8 @@ pub struct Finished {
     pub duration_ms: Option<u64>,
     /// Time to go home after a restore.
     pub return_home_ms: Option<u64>,
+    /// When the routing systems noticed the fault.
+    pub routing: Option<crate::report::RoutingFigures>,
 }
 
 /// Runs `geolb scenario ...`: on the fleet of `--control`, else on the lab.
@@ -273,6 +277,7 @@ pub async fn execute(fleet: &Fleet, scenario: &Scenario) -> anyhow::Result<Repor
         duration_ms: finished.duration_ms,
         return_home_ms: finished.return_home_ms,
         fleet: Some(fleet.summary()),
+        routing: finished.routing,
     })
 }
 

@@ -7,6 +7,7 @@
 use crate::live::{LiveFleet, Update};
 use crate::report::TimelineEntry;
 use geolb_proto::client::{ClientMove, ClientStatus};
+use geolb_proto::routing::RoutingEvent;
 use geolb_proto::scenario::{self, ScenarioUpdate};
 use geolb_proto::{Event, EventKind};
 use std::collections::BTreeMap;
@@ -30,6 +31,8 @@ pub struct ClientView {
     pub baseline: Option<ClientStatus>,
     /// Its moves since the baseline, with their time (ms since the start).
     pub moves: Vec<(u64, ClientMove)>,
+    /// `dns`: every lookup it reported, oldest first.
+    pub lookups: Vec<geolb_proto::client::Lookup>,
 }
 
 impl ClientView {
@@ -48,6 +51,7 @@ impl ClientView {
 struct Seen {
     timeline: Vec<TimelineEntry>,
     clients: BTreeMap<String, ClientView>,
+    routing: Vec<(u64, RoutingEvent)>,
     missed: u64,
 }
 
@@ -73,6 +77,7 @@ impl Observer {
                     received: entry.received,
                     baseline: None,
                     moves: Vec::new(),
+                    lookups: Vec::new(),
                 },
             );
         }
@@ -123,6 +128,12 @@ impl Observer {
     /// Every client known, by id.
     pub fn clients(&self) -> BTreeMap<String, ClientView> {
         lock(&self.seen).clients.clone()
+    }
+
+    /// Every change of a routing component since the start, with its time
+    /// (ms since the start).
+    pub fn routing(&self) -> Vec<(u64, RoutingEvent)> {
+        lock(&self.seen).routing.clone()
     }
 
     /// The timeline so far, with a last entry saying how many updates a
@@ -198,6 +209,7 @@ fn on_update(
     match update {
         Update::Event(event) => on_event(seen, published, t_ms, &event),
         Update::Client { agent, status } => on_status(seen, agent, (*status).clone()),
+        Update::Routing(event) => on_routing(seen, published, t_ms, &event),
         Update::Heartbeat(_) | Update::Metrics(_) => {}
     }
 }
@@ -255,24 +267,52 @@ fn on_event(
     }
 }
 
+fn on_routing(
+    seen: &mut Seen,
+    published: &mpsc::UnboundedSender<TimelineEntry>,
+    t_ms: u64,
+    event: &RoutingEvent,
+) {
+    let value = serde_json::to_value(&event.change).unwrap_or_default();
+    let detail = value
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(k, _)| *k != "kind")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    let entry = TimelineEntry {
+        t_ms,
+        source: event.source.clone(),
+        kind: event.change.kind().to_string(),
+        detail,
+    };
+    push(seen, published, entry);
+    seen.routing.push((t_ms, event.clone()));
+}
+
 fn on_status(seen: &mut Seen, agent: String, status: ClientStatus) {
-    match seen.clients.get_mut(&status.client) {
-        Some(view) => {
-            view.latest = status;
-            view.agent = agent;
-            view.received = Instant::now();
-        }
-        None => {
-            seen.clients.insert(
-                status.client.clone(),
-                ClientView {
-                    agent,
-                    latest: status,
-                    received: Instant::now(),
-                    baseline: None,
-                    moves: Vec::new(),
-                },
-            );
-        }
+    let view = seen
+        .clients
+        .entry(status.client.clone())
+        .or_insert_with(|| ClientView {
+            agent: agent.clone(),
+            latest: status.clone(),
+            received: Instant::now(),
+            baseline: None,
+            moves: Vec::new(),
+            lookups: Vec::new(),
+        });
+    // A status carries the latest lookups: keep the ones not seen yet.
+    let newest = view.lookups.last().map_or(0, |l| l.at_ms);
+    if let Some(routed) = &status.routed {
+        let fresh = routed.lookups.iter().filter(|l| l.at_ms > newest);
+        view.lookups.extend(fresh.cloned());
     }
+    view.latest = status;
+    view.agent = agent;
+    view.received = Instant::now();
 }

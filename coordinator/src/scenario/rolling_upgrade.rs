@@ -6,7 +6,7 @@
 use super::fleet::Fleet;
 use super::gates;
 use super::observe::Observer;
-use super::outcome::outcomes;
+use super::outcome::{home, outcomes};
 use super::Finished;
 use crate::report::ServerVersions;
 use crate::UsageError;
@@ -111,12 +111,8 @@ pub async fn run(
     let duration = started.elapsed();
     let now = obs.clients();
     let homes = gates::homes(&now, &fleet.regions().into_iter().collect());
-    let clients = outcomes(&now, &now, (started_ms, obs.elapsed_ms()), |v| {
-        homes
-            .get(&v.latest.client)
-            .cloned()
-            .unwrap_or_else(|| v.latest.region.clone())
-    });
+    let window = (started_ms, obs.elapsed_ms());
+    let clients = outcomes(&now, &now, window, &homes, |v| home(&homes, v));
 
     let mut reasons = Vec::new();
     if duration > args.max_duration.0 {

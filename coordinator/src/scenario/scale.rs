@@ -5,7 +5,7 @@
 use super::fleet::{Fleet, CLIENT_FRESH};
 use super::gates;
 use super::observe::Observer;
-use super::outcome::outcomes;
+use super::outcome::{home, outcomes};
 use super::Finished;
 use crate::UsageError;
 use geolb_proto::{Request, ScaleArgs as AgentScale, WireDuration};
@@ -127,12 +127,8 @@ pub async fn run(fleet: &Fleet, args: &ScaleArgs, obs: &Observer) -> anyhow::Res
     }
     let now = obs.clients();
     let homes = gates::homes(&now, &regions);
-    let mut clients = outcomes(&now, &now, (began, obs.elapsed_ms()), |v| {
-        homes
-            .get(&v.latest.client)
-            .cloned()
-            .unwrap_or_else(|| v.latest.region.clone())
-    });
+    let window = (began, obs.elapsed_ms());
+    let mut clients = outcomes(&now, &now, window, &homes, |v| home(&homes, v));
     // Clients stopped by a scale-down no longer report; only the agent's live ones count.
     let wanted = mine(obs);
     clients

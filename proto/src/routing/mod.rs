@@ -128,20 +128,33 @@ pub struct RoutingEvent {
     pub v: u32,
     /// When it happened (ms since the Unix epoch).
     pub at_ms: u64,
-    /// The component's id (`dns`, `anycast`).
+    /// The component's id (`dns`, `anycast` in the lab).
     pub source: String,
+    /// What the component is.
+    pub component: Component,
     /// What changed.
     #[serde(flatten)]
     pub change: RoutingChange,
 }
 
+/// The kind of routing component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Component {
+    /// A GeoDNS.
+    Dns,
+    /// An anycast router.
+    Anycast,
+}
+
 impl RoutingEvent {
-    /// The change, stamped now by `source`.
-    pub fn now(source: &str, change: RoutingChange) -> RoutingEvent {
+    /// The change, stamped now by `source`, a `component`.
+    pub fn now(source: &str, component: Component, change: RoutingChange) -> RoutingEvent {
         RoutingEvent {
             v: crate::PROTOCOL_VERSION,
             at_ms: crate::now_ms(),
             source: source.to_string(),
+            component,
             change,
         }
     }
@@ -269,6 +282,7 @@ mod tests {
             v: 1,
             at_ms: 5,
             source: "anycast".into(),
+            component: Component::Anycast,
             change: RoutingChange::Flipped {
                 vantage: "lon-anycast".into(),
                 region: "lon".into(),
@@ -281,12 +295,12 @@ mod tests {
         let json = serde_json::to_string(&event).unwrap();
         assert_eq!(
             json,
-            r#"{"v":1,"at_ms":5,"source":"anycast","kind":"flipped","vantage":"lon-anycast","region":"lon","from":"lon","to":"ams","delay_ms":3100,"reset":2}"#
+            r#"{"v":1,"at_ms":5,"source":"anycast","component":"anycast","kind":"flipped","vantage":"lon-anycast","region":"lon","from":"lon","to":"ams","delay_ms":3100,"reset":2}"#
         );
         assert_eq!(serde_json::from_str::<RoutingEvent>(&json).unwrap(), event);
         assert_eq!(event.change.kind(), "flipped");
         let health: RoutingEvent = serde_json::from_str(
-            r#"{"at_ms":1,"source":"dns","kind":"health","server":"lon-1","region":"lon","healthy":false,"detail":"refused"}"#,
+            r#"{"at_ms":1,"source":"dns","component":"dns","kind":"health","server":"lon-1","region":"lon","healthy":false,"detail":"refused"}"#,
         )
         .unwrap();
         assert_eq!(health.v, 1);
