@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the main job on the lab. Brings up the default lab (lon, ams,
 # dfw; three servers each; clients in every region; emulated WAN latency),
-# runs the four scenarios with short timings, prints each report and a
+# runs the four scenarios (rtt, random, dns and anycast clients side by
+# side), prints each report and a
 # one-screen summary, and brings the lab down, also on Ctrl-C or failure.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -32,8 +33,10 @@ time "$GEOLB" lab up --config "$config"
 "$GEOLB" lab status
 
 scenario rolling-upgrade --to "${DEMO_UPGRADE_TO:-2.14.6}" --strategy one-per-region
-scenario dc-outage --region lon --mode kill --duration 5s
-scenario dc-outage --region lon --mode partition --duration 5s
+# Long enough for the GeoDNS (checks every 10 s, 3 failures) and the
+# anycast router (a withdrawal, then each vantage's flip) to act.
+scenario dc-outage --region lon --mode kill --duration "${DEMO_OUTAGE:-40s}"
+scenario dc-outage --region lon --mode partition --duration "${DEMO_OUTAGE:-40s}"
 scenario flap --region ams --servers 1 --mode pause --down 2s --up 2s --cycles 2
 scenario scale --region dfw --clients 12
 

@@ -15,6 +15,8 @@ ports_base = {ports_base}
 [clients]
 rtt = 2
 random = 1
+dns = 0
+anycast = 0
 [latency.pairs]
 "lon-ams" = "8ms"
 "#

@@ -103,30 +103,35 @@ pub fn summary_table(reports: &[super::Report]) -> String {
     let mut table = Table::new([
         "SCENARIO",
         "RESULT",
-        "RTT GAP P99",
-        "RANDOM GAP P99",
-        "RTT LANDED",
+        "RTT GAP P99/LANDED",
+        "RANDOM",
+        "DNS",
+        "ANYCAST",
         "RTT LOST FROM RTT",
         "DURATION",
         "ID",
     ]);
     for r in reports {
         let by = &r.summary.by_strategy;
-        let gap = |s: &str| {
-            by.get(s)
-                .map_or("-".into(), |s| format!("{:.0}ms", s.failover_gap_ms.p99))
+        // Each strategy's worst failover gap and its share landed where expected.
+        let strategy = |s: &str| {
+            by.get(s).map_or("-".into(), |s| {
+                format!("{:.0}ms {:.0}%", s.failover_gap_ms.p99, s.landed_expected_pct)
+            })
         };
         let rtt = by.get("rtt");
+        let mode = r.params["mode"].as_str().map(|m| format!(" {m}")).unwrap_or_default();
         table.row([
-            r.scenario.clone(),
+            format!("{}{mode}", r.scenario),
             if r.passed {
                 "passed".into()
             } else {
                 "FAILED".into()
             },
-            gap("rtt"),
-            gap("random"),
-            rtt.map_or("-".into(), |s| format!("{:.0}%", s.landed_expected_pct)),
+            strategy("rtt"),
+            strategy("random"),
+            strategy("dns"),
+            strategy("anycast"),
             rtt.map_or("-".into(), |s| {
                 let m = s.messages;
                 let within = m.lost_same_strategy - m.lost_same_strategy_cross_region;
