@@ -43,7 +43,11 @@ fn a_region_outage_shows_every_strategy_side_by_side() {
     let up = lab.geolb(&["lab", "up", "--config", &config]);
     assert!(up.status.success(), "lab up: {}", stderr(&up));
     let status = lab.json(&["lab", "status", "--json"]);
-    assert!(status["dns"]["listeners"].is_array() || status["dns"].is_object(), "{}", status["dns"]);
+    assert!(
+        status["dns"]["listeners"].is_array() || status["dns"].is_object(),
+        "{}",
+        status["dns"]
+    );
 
     let report = lab.scenario(
         "dc-outage",
@@ -59,9 +63,14 @@ fn a_region_outage_shows_every_strategy_side_by_side() {
         assert!(!s["home_at_start_pct"].is_null(), "{name}: {s}");
     }
     let routing = &report["routing"];
-    let marked = routing["dns_marked_down_ms"].as_u64().expect("the GeoDNS noticed");
+    let marked = routing["dns_marked_down_ms"]
+        .as_u64()
+        .expect("the GeoDNS noticed");
     assert!(marked < 20_000, "{routing}");
-    assert!(routing["anycast_withdrawn_ms"].as_u64().is_some(), "{routing}");
+    assert!(
+        routing["anycast_withdrawn_ms"].as_u64().is_some(),
+        "{routing}"
+    );
 
     let lon = |name: &str| -> Vec<Value> {
         report["clients"]
@@ -82,7 +91,10 @@ fn a_region_outage_shows_every_strategy_side_by_side() {
     }
     for c in lon("anycast") {
         assert!(c["flip_ms"].as_u64().is_some(), "its vantage flipped: {c}");
-        assert_eq!(c["lost_connections"], 1, "the kill reset its connection: {c}");
+        assert_eq!(
+            c["lost_connections"], 1,
+            "the kill reset its connection: {c}"
+        );
     }
     let timeline = report["timeline"].as_array().unwrap();
     for kind in ["health", "answers", "withdrawn", "flipped"] {
@@ -93,5 +105,8 @@ fn a_region_outage_shows_every_strategy_side_by_side() {
     }
     let shown = lab.geolb(&["report", "show", report["id"].as_str().unwrap()]);
     let text = String::from_utf8_lossy(&shown.stdout);
-    assert!(text.contains("STALE P50/P99") && text.contains("FLIP P50/P99"), "{text}");
+    assert!(
+        text.contains("STALE P50/P99") && text.contains("FLIP P50/P99"),
+        "{text}"
+    );
 }

@@ -116,11 +116,17 @@ pub fn summary_table(reports: &[super::Report]) -> String {
         // Each strategy's worst failover gap and its share landed where expected.
         let strategy = |s: &str| {
             by.get(s).map_or("-".into(), |s| {
-                format!("{:.0}ms {:.0}%", s.failover_gap_ms.p99, s.landed_expected_pct)
+                format!(
+                    "{:.0}ms {:.0}%",
+                    s.failover_gap_ms.p99, s.landed_expected_pct
+                )
             })
         };
         let rtt = by.get("rtt");
-        let mode = r.params["mode"].as_str().map(|m| format!(" {m}")).unwrap_or_default();
+        let mode = r.params["mode"]
+            .as_str()
+            .map(|m| format!(" {m}"))
+            .unwrap_or_default();
         table.row([
             format!("{}{mode}", r.scenario),
             if r.passed {

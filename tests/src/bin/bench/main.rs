@@ -20,6 +20,7 @@
 //! - [`dashboard`]: the dashboard following 500 agents, and a 10,000-entry report page against `report show`.
 //! - [`geo`]: 90 headless clients in a `GeoLab`: failover gaps, landing, loss, memory.
 //! - [`scenarios`]: the four lab scenarios on the default lab, from their reports.
+//! - [`compare`]: the four client strategies side by side through a region's outage.
 //! - [`fleet`]: dc-outage on a fleet started by hand beside the lab's, and a front link's cost.
 //! - [`archive`]: `geolb archive` to the local S3 server: rate, RSS, bytes per message.
 //! - [`report`]: figures, the table and `bench.json`.
@@ -30,6 +31,7 @@ mod agent_idle;
 mod agents;
 mod archive;
 mod binaries;
+mod compare;
 mod dashboard;
 mod fanout;
 mod fleet;
@@ -170,6 +172,9 @@ async fn run_all(quick: bool, only: &Only, report: &mut Report) {
     if only.runs("strategies") {
         println!("GeoDNS and anycast router (the routing part of the strategies)");
         let outcome = strategies::run(report).await;
+        report.outcome("strategies", outcome);
+        println!("the four strategies through a region's outage");
+        let outcome = compare::run(report).await;
         report.outcome("strategies", outcome);
     }
     let images = [

@@ -11,12 +11,37 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// A lab under a temporary directory, brought down on drop.
-struct BenchLab {
+pub struct BenchLab {
     geolb: PathBuf,
     dir: PathBuf,
 }
 
 impl BenchLab {
+    /// The default lab (with `extra` configuration, in containers with
+    /// `docker`), brought up with the release binaries.
+    pub fn up(name: &str, extra: &str, docker: bool) -> anyhow::Result<BenchLab> {
+        let dir = std::env::temp_dir().join(format!("geolb-bench-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let lab = BenchLab {
+            geolb: release_bin("geolb").map_err(anyhow::Error::msg)?,
+            dir,
+        };
+        let config = lab.dir.join("lab.toml");
+        let ports = format!("ports_base = {}\n{extra}", LAB_PORTS.start + 500);
+        std::fs::write(&config, ports)?;
+        let mut up = vec!["lab", "up", "--config", config.to_str().unwrap_or_default()];
+        if docker {
+            up.push("--docker");
+        }
+        let up = lab.geolb(&up)?;
+        anyhow::ensure!(
+            up.status.success(),
+            "lab up: {}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+        Ok(lab)
+    }
+
     fn geolb(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
         Command::new(&self.geolb)
             .args(args)
@@ -27,7 +52,7 @@ impl BenchLab {
     }
 
     /// Runs a scenario and returns its report (a missed target is not an error).
-    fn scenario(&self, name: &str, args: &[&str]) -> anyhow::Result<Value> {
+    pub fn scenario(&self, name: &str, args: &[&str]) -> anyhow::Result<Value> {
         let file = self.dir.join(format!("{name}.json"));
         let mut all = vec![
             "scenario",
@@ -60,7 +85,8 @@ impl Drop for BenchLab {
     }
 }
 
-fn figure(report: &Value, strategy: &str, path: &[&str]) -> f64 {
+/// A figure of `strategy`'s summary in `report`.
+pub fn figure(report: &Value, strategy: &str, path: &[&str]) -> f64 {
     let mut v = &report["summary"]["by_strategy"][strategy];
     for key in path {
         v = &v[*key];
@@ -72,25 +98,8 @@ fn figure(report: &Value, strategy: &str, path: &[&str]) -> f64 {
 /// `docker` containers (`lab up --docker`; figures named `lab_docker_*`).
 pub async fn run(report: &mut Report, docker: bool) -> anyhow::Result<()> {
     let prefix = if docker { "lab_docker" } else { "lab" };
-    let dir = std::env::temp_dir().join(format!("geolb-bench-{prefix}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let lab = BenchLab {
-        geolb: release_bin("geolb").map_err(anyhow::Error::msg)?,
-        dir,
-    };
-    let config = lab.dir.join("lab.toml");
-    std::fs::write(&config, format!("ports_base = {}\n", LAB_PORTS.start + 500))?;
     let started = std::time::Instant::now();
-    let mut up = vec!["lab", "up", "--config", config.to_str().unwrap_or_default()];
-    if docker {
-        up.push("--docker");
-    }
-    let up = lab.geolb(&up)?;
-    anyhow::ensure!(
-        up.status.success(),
-        "lab up: {}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    let lab = BenchLab::up(prefix, "", docker)?;
     let up_s = started.elapsed().as_secs_f64();
     println!("  lab up in {up_s:.1} s");
     report.add(
