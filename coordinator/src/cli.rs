@@ -130,14 +130,7 @@ impl Cli {
         if self.control.url.is_some() {
             return self.connect().await;
         }
-        let dir = crate::lab::state::lab_dir(None);
-        let state = crate::lab::state::LabState::load(&dir)?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "no --control given and no lab in {}; pass --control or start `geolb lab up`",
-                dir.display()
-            )
-        })?;
-        crate::lab::up::connect(&state).await
+        crate::lab::up::connect(&crate::lab::state::LabState::current()?).await
     }
 }
 

@@ -7,7 +7,7 @@ use super::cli::ExportArgs;
 use super::credentials::Credentials;
 use super::store::{Archive, S3Config, DEFAULT_REGION};
 use super::url::S3Url;
-use crate::lab::state::{lab_dir, LabState};
+use crate::lab::state::LabState;
 use crate::report::Report;
 use geolb_proto::connect::ControlArgs;
 use geolb_proto::WireDuration;
@@ -119,24 +119,7 @@ pub fn archiver_args(config: &ArchiveConfig, control_url: &str, seed: &str) -> V
 
 /// The lab's control plane as its `archiver` identity (the coordinator for labs older than it).
 pub fn control_args() -> anyhow::Result<ControlArgs> {
-    let dir = lab_dir(None);
-    let state = LabState::load(&dir)?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "no --control given and no lab in {}; pass --control or start `geolb lab up`",
-            dir.display()
-        )
-    })?;
-    let mut args = ControlArgs {
-        url: Some(state.control_url.clone()),
-        ..ControlArgs::default()
-    };
-    if !state.identities.is_empty() {
-        let identity = state
-            .identity("archiver")
-            .or_else(|_| state.identity("coordinator"))?;
-        args.nkey_file = Some(identity.seed_path.clone());
-    }
-    Ok(args)
+    LabState::current()?.control_args(&["archiver", "coordinator"])
 }
 
 /// After a scenario run: exports `report` to `--export`, else to the lab's

@@ -103,26 +103,16 @@ fn control_args(
     if cli.control.url.is_some() {
         return Ok((cli.control.clone(), signer));
     }
-    let dir = crate::lab::state::lab_dir(None);
-    let state = crate::lab::state::LabState::load(&dir)?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "no --control given and no lab in {}; pass --control or start `geolb lab up`",
-            dir.display()
-        )
-    })?;
-    let mut args = ControlArgs {
-        url: Some(state.control_url.clone()),
-        ..ControlArgs::default()
-    };
-    if state.identities.is_empty() {
-        return Ok((args, signer));
-    }
+    let state = crate::lab::state::LabState::current()?;
     let name = if allow_commands {
         "coordinator"
     } else {
         "client-1"
     };
-    args.nkey_file = Some(state.identity(name)?.seed_path.clone());
+    let args = state.control_args(&[name])?;
+    if state.identities.is_empty() {
+        return Ok((args, signer));
+    }
     let signer = match (allow_commands, signer) {
         (true, None) => Some(geolb_proto::signing::Signer::from_file(
             &state.identity("signing")?.seed_path,

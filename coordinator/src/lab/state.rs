@@ -143,6 +143,40 @@ impl LabState {
         }
     }
 
+    /// The lab in `GEOLB_LAB_DIR` (default `.lab`), for commands that fall
+    /// back to it when no `--control` is given.
+    pub fn current() -> anyhow::Result<LabState> {
+        let dir = lab_dir(None);
+        LabState::load(&dir)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "no --control given and no lab in {}; pass --control or start `geolb lab up`",
+                dir.display()
+            )
+        })
+    }
+
+    /// Its control plane, as identity `name` (the first of `names` the lab
+    /// has; none for a lab without identities).
+    pub fn control_args(
+        &self,
+        names: &[&str],
+    ) -> anyhow::Result<geolb_proto::connect::ControlArgs> {
+        let mut args = geolb_proto::connect::ControlArgs {
+            url: Some(self.control_url.clone()),
+            ..Default::default()
+        };
+        if !self.identities.is_empty() {
+            let found = names.iter().find_map(|n| self.identity(n).ok());
+            let identity = match found {
+                Some(identity) => identity,
+                // None of them: the error names the first.
+                None => self.identity(names.first().copied().unwrap_or("coordinator"))?,
+            };
+            args.nkey_file = Some(identity.seed_path.clone());
+        }
+        Ok(args)
+    }
+
     /// The identity called `name`.
     pub fn identity(&self, name: &str) -> anyhow::Result<&LabIdentity> {
         self.identities

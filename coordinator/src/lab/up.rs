@@ -11,7 +11,6 @@ use super::ready;
 use super::state::LabState;
 use super::topology::{Placement, Topology};
 use crate::control::Control;
-use geolb_proto::connect::ControlArgs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -381,14 +380,10 @@ fn check_ports_free(config: &LabConfig, t: &Topology) -> anyhow::Result<()> {
 
 /// Connects to a running lab's control plane as its coordinator, signing commands.
 pub async fn connect(state: &LabState) -> anyhow::Result<Control> {
-    let mut args = ControlArgs {
-        url: Some(state.control_url.clone()),
-        ..ControlArgs::default()
-    };
+    let args = state.control_args(&["coordinator"])?;
     if state.identities.is_empty() {
         return Ok(Control::connect(&args).await?);
     }
-    args.nkey_file = Some(state.identity("coordinator")?.seed_path.clone());
     let signer = geolb_proto::signing::Signer::from_file(&state.identity("signing")?.seed_path)?;
     Ok(Control::connect(&args)
         .await?

@@ -251,17 +251,7 @@ fn on_event(
         }
         EventKind::Unknown => {}
         kind => {
-            let value = serde_json::to_value(kind).unwrap_or_default();
-            let detail = value
-                .as_object()
-                .map(|o| {
-                    o.iter()
-                        .filter(|(k, _)| *k != "kind")
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .unwrap_or_default();
+            let detail = fields(&serde_json::to_value(kind).unwrap_or_default());
             push(seen, published, entry(&event.agent, kind.name(), detail));
         }
     }
@@ -273,17 +263,7 @@ fn on_routing(
     t_ms: u64,
     event: &RoutingEvent,
 ) {
-    let value = serde_json::to_value(&event.change).unwrap_or_default();
-    let detail = value
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .filter(|(k, _)| *k != "kind")
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default();
+    let detail = fields(&serde_json::to_value(&event.change).unwrap_or_default());
     let entry = TimelineEntry {
         t_ms,
         source: event.source.clone(),
@@ -292,6 +272,20 @@ fn on_routing(
     };
     push(seen, published, entry);
     seen.routing.push((t_ms, event.clone()));
+}
+
+/// A tagged record's fields but its `kind`, as `key=value` words.
+fn fields(value: &serde_json::Value) -> String {
+    value
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(k, _)| *k != "kind")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
 }
 
 fn on_status(seen: &mut Seen, agent: String, status: ClientStatus) {

@@ -227,22 +227,7 @@ pub struct AnycastState {
 }
 
 /// The reply to every verb of the router.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AnycastReply {
-    /// Protocol version.
-    #[serde(default = "crate::default_version")]
-    pub v: u32,
-    /// The command id this answers.
-    pub id: String,
-    /// Whether it was applied.
-    pub ok: bool,
-    /// Why not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<crate::ReplyError>,
-    /// The state after it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<AnycastState>,
-}
+pub type AnycastReply = super::Reply<AnycastState>;
 
 #[cfg(test)]
 mod tests {

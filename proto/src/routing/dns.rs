@@ -218,22 +218,7 @@ pub struct DnsState {
 }
 
 /// The reply to `state` and `set`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DnsReply {
-    /// Protocol version.
-    #[serde(default = "crate::default_version")]
-    pub v: u32,
-    /// The command id this answers.
-    pub id: String,
-    /// Whether it was applied.
-    pub ok: bool,
-    /// Why not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<crate::ReplyError>,
-    /// The state after it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<DnsState>,
-}
+pub type DnsReply = super::Reply<DnsState>;
 
 #[cfg(test)]
 mod tests {

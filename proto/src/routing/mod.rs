@@ -120,6 +120,25 @@ pub fn nearest_first<'a>(
     regions
 }
 
+/// The reply of a routing component to any of its verbs, carrying its
+/// state `S` after the verb.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply<S> {
+    /// Protocol version.
+    #[serde(default = "crate::default_version")]
+    pub v: u32,
+    /// The command id this answers.
+    pub id: String,
+    /// Whether it was applied.
+    pub ok: bool,
+    /// Why not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::ReplyError>,
+    /// The state after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<S>,
+}
+
 /// One routing change as it is published.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoutingEvent {
