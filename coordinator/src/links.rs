@@ -27,6 +27,35 @@ pub struct LinkControl {
     pub link: LinkView,
 }
 
+/// Sends `verb` with `args` to component `id` on `subject`; its reply
+/// (`R`, with an `error` field when refused), or why not. `what` names
+/// the component in errors.
+pub async fn call<R: serde::de::DeserializeOwned>(
+    control: &Control,
+    what: &str,
+    subject: String,
+    verb: &str,
+    args: serde_json::Value,
+) -> anyhow::Result<R> {
+    let mut command = Command::new(control.next_command_id(), &Request::Status);
+    command.args = args;
+    let answer = tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        control.client().request(subject, command.encode().into()),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("{what} did not answer {verb} in 5 s"))?
+    .map_err(|e| anyhow::anyhow!("{what}: {verb}: {e}"))?;
+    let value: serde_json::Value = serde_json::from_slice(&answer.payload)
+        .map_err(|e| anyhow::anyhow!("{what}: bad reply to {verb}: {e}"))?;
+    if let Some(error) = value.get("error").filter(|e| !e.is_null()) {
+        let error: geolb_proto::ReplyError = serde_json::from_value(error.clone())
+            .map_err(|e| anyhow::anyhow!("{what}: bad error in its reply to {verb}: {e}"))?;
+        anyhow::bail!("{what} refused {verb}: {error}");
+    }
+    serde_json::from_value(value).map_err(|e| anyhow::anyhow!("{what}: bad reply to {verb}: {e}"))
+}
+
 /// Sends `verb` with `args` to emulator `id`; its reply, or why not.
 pub async fn request(
     control: &Control,
@@ -34,32 +63,22 @@ pub async fn request(
     verb: &str,
     args: serde_json::Value,
 ) -> anyhow::Result<WanReply> {
-    let mut command = Command::new(control.next_command_id(), &Request::Status);
-    command.args = args;
-    let answer = tokio::time::timeout(
-        REQUEST_TIMEOUT,
-        control
-            .client()
-            .request(wan::subject(id, verb), command.encode().into()),
-    )
-    .await
-    .map_err(|_| anyhow::anyhow!("link emulator {id} did not answer {verb} in 5 s"))?
-    .map_err(|e| anyhow::anyhow!("link emulator {id}: {verb}: {e}"))?;
-    let reply: WanReply = serde_json::from_slice(&answer.payload)
-        .map_err(|e| anyhow::anyhow!("link emulator {id}: bad reply to {verb}: {e}"))?;
-    match &reply.error {
-        Some(e) => anyhow::bail!("link emulator {id} refused {verb}: {e}"),
-        None => Ok(reply),
-    }
+    let what = format!("link emulator {id}");
+    call(control, &what, wan::subject(id, verb), verb, args).await
 }
 
-/// The ids of every emulator registered on the control plane.
-pub async fn emulators(control: &Control) -> anyhow::Result<Vec<String>> {
+/// The ids of every instance of micro service `service` whose endpoints are
+/// on `<prefix>.<id>.<verb>` (the emulators: `geolb-wan`, `geolb.wan`).
+pub async fn instances(
+    control: &Control,
+    service: &str,
+    prefix: &str,
+) -> anyhow::Result<Vec<String>> {
     let client = control.client();
     let inbox = client.new_inbox();
     let mut answers = client.subscribe(inbox.clone()).await?;
     client
-        .publish_with_reply(format!("$SRV.INFO.{}", wan::SERVICE_NAME), inbox, "".into())
+        .publish_with_reply(format!("$SRV.INFO.{service}"), inbox, "".into())
         .await?;
     client.flush().await?;
     let deadline = Instant::now() + DISCOVERY;
@@ -67,7 +86,7 @@ pub async fn emulators(control: &Control) -> anyhow::Result<Vec<String>> {
     loop {
         let wait = QUIET.min(deadline.saturating_duration_since(Instant::now()));
         match tokio::time::timeout(wait, answers.next()).await {
-            Ok(Some(message)) => ids.extend(emulator_id(&message.payload)),
+            Ok(Some(message)) => ids.extend(instance_id(&message.payload, prefix)),
             _ => break,
         }
     }
@@ -76,12 +95,19 @@ pub async fn emulators(control: &Control) -> anyhow::Result<Vec<String>> {
     Ok(ids)
 }
 
-/// The emulator id in a `$SRV.INFO` answer: from its `list` endpoint's subject.
-fn emulator_id(info: &[u8]) -> Option<String> {
+/// The ids of every emulator registered on the control plane.
+pub async fn emulators(control: &Control) -> anyhow::Result<Vec<String>> {
+    instances(control, wan::SERVICE_NAME, "geolb.wan").await
+}
+
+/// The instance id in a `$SRV.INFO` answer: from an endpoint's subject
+/// `<prefix>.<id>.<verb>`.
+fn instance_id(info: &[u8], prefix: &str) -> Option<String> {
     let info: serde_json::Value = serde_json::from_slice(info).ok()?;
     info["endpoints"].as_array()?.iter().find_map(|e| {
         let subject = e["subject"].as_str()?;
-        let id = subject.strip_prefix("geolb.wan.")?.strip_suffix(".list")?;
+        let rest = subject.strip_prefix(prefix)?.strip_prefix('.')?;
+        let (id, _verb) = rest.split_once('.')?;
         Some(id.to_string())
     })
 }
@@ -132,8 +158,9 @@ mod tests {
         let info = br#"{"name":"geolb-wan","id":"X","version":"0.1.0",
             "endpoints":[{"name":"list","subject":"geolb.wan.lon-1.list"},
                          {"name":"set","subject":"geolb.wan.lon-1.set"}]}"#;
-        assert_eq!(emulator_id(info).as_deref(), Some("lon-1"));
-        assert_eq!(emulator_id(br#"{"endpoints":[]}"#), None);
-        assert_eq!(emulator_id(b"not json"), None);
+        assert_eq!(instance_id(info, "geolb.wan").as_deref(), Some("lon-1"));
+        assert_eq!(instance_id(info, "geolb.dns"), None);
+        assert_eq!(instance_id(br#"{"endpoints":[]}"#, "geolb.wan"), None);
+        assert_eq!(instance_id(b"not json", "geolb.wan"), None);
     }
 }

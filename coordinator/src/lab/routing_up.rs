@@ -9,7 +9,6 @@ use super::state::LabState;
 use super::topology::Topology;
 use crate::control::Control;
 use geolb_proto::routing::{anycast, dns};
-use geolb_proto::{Command, Request};
 use std::time::{Duration, Instant};
 
 /// The lab's GeoDNS id.
@@ -94,18 +93,16 @@ pub async fn start(
 async fn answers(control: &Control, subject: &str, what: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let command = Command::new(control.next_command_id(), &Request::Status);
-        let asked = control
-            .client()
-            .request(subject.to_string(), command.encode().into());
-        let last = match tokio::time::timeout(Duration::from_secs(2), asked).await {
-            Ok(Ok(reply)) => match serde_json::from_slice::<serde_json::Value>(&reply.payload) {
-                Ok(v) if v["ok"] == true => return Ok(()),
-                Ok(v) => format!("it answered {v}"),
-                Err(e) => format!("bad reply: {e}"),
-            },
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => "no answer in 2 s".to_string(),
+        let asked = crate::links::call::<serde_json::Value>(
+            control,
+            what,
+            subject.to_string(),
+            "state",
+            serde_json::Value::Null,
+        );
+        let last = match asked.await {
+            Ok(_) => return Ok(()),
+            Err(e) => format!("{e:#}"),
         };
         if Instant::now() >= deadline {
             anyhow::bail!("{what} is not ready after 10 s ({subject}): {last}");

@@ -187,6 +187,7 @@ pub async fn run(
     let region = args.region.as_str();
     let servers = fleet.servers_of(region);
     let timeout = args.settle_timeout.0;
+    gates::routing_settled(fleet, timeout).await?;
     gates::clients_settled(fleet, obs, timeout).await?;
     obs.mark_baseline();
     let regions = fleet.regions().into_iter().collect();
@@ -254,6 +255,12 @@ pub async fn run(
             "every rtt client back home {} ms after the restore",
             home.as_millis()
         ),
+    );
+    // The next run starts from the routing it would find in production.
+    gates::routing_settled(fleet, timeout).await?;
+    obs.note(
+        "routing",
+        "the GeoDNS and the anycast router are back to normal",
     );
 
     // Degraded, a client should be where its own probes said was nearest.

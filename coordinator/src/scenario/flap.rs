@@ -86,6 +86,7 @@ pub async fn run(
             all[..n].to_vec()
         }
     };
+    gates::routing_settled(fleet, args.settle_timeout.0).await?;
     gates::clients_settled(fleet, obs, args.settle_timeout.0).await?;
     obs.mark_baseline();
     let began = obs.elapsed_ms();

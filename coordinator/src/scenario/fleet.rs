@@ -43,6 +43,8 @@ pub struct Fleet {
     pub source: Source,
     /// Whether the control plane has JetStream (report history).
     pub jetstream: bool,
+    /// The routing components registered (GeoDNS, anycast router), by id.
+    pub routing: Vec<(geolb_proto::routing::Component, String)>,
     servers: Vec<AgentView>,
     clients: BTreeMap<String, ClientEntry>,
     /// Agents live at the start that must stay live (minus those a fault takes away).
@@ -73,6 +75,23 @@ impl Fleet {
         }
         let clients = warm_up(&live).await;
         let links = links::discover(&control).await?;
+        let mut routing = Vec::new();
+        for (component, service, prefix) in [
+            (
+                geolb_proto::routing::Component::Dns,
+                geolb_proto::routing::dns::SERVICE_NAME,
+                "geolb.dns",
+            ),
+            (
+                geolb_proto::routing::Component::Anycast,
+                geolb_proto::routing::anycast::SERVICE_NAME,
+                "geolb.anycast",
+            ),
+        ] {
+            for id in links::instances(&control, service, prefix).await? {
+                routing.push((component, id));
+            }
+        }
         let watched = servers
             .iter()
             .chain(live.live(Role::Client).iter())
@@ -84,6 +103,7 @@ impl Fleet {
             links,
             source,
             jetstream,
+            routing,
             servers,
             clients,
             watched: Mutex::new(watched),

@@ -156,6 +156,78 @@ pub async fn clients_settled(
     Ok(started.elapsed())
 }
 
+/// Waits until every routing component is back to normal, so each run
+/// starts from the same routing: the GeoDNS has every server healthy, and
+/// the anycast router announces every region with no flip on its way.
+pub async fn routing_settled(fleet: &Fleet, timeout: Duration) -> anyhow::Result<()> {
+    use geolb_proto::routing::anycast::{self, AnycastReply};
+    use geolb_proto::routing::dns::{self, DnsReply};
+    use geolb_proto::routing::Component;
+    if fleet.routing.is_empty() {
+        return Ok(());
+    }
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut unsettled = Vec::new();
+        for (component, id) in &fleet.routing {
+            let args = serde_json::Value::Null;
+            match component {
+                Component::Dns => {
+                    let what = format!("the GeoDNS {id}");
+                    let subject = dns::subject(id, "state");
+                    let reply: DnsReply =
+                        crate::links::call(&fleet.control, &what, subject, "state", args).await?;
+                    let down: Vec<String> = reply
+                        .state
+                        .iter()
+                        .flat_map(|s| &s.servers)
+                        .filter(|s| !s.healthy)
+                        .map(|s| s.id.clone())
+                        .collect();
+                    if !down.is_empty() {
+                        unsettled.push(format!("{what} has {} down", down.join(", ")));
+                    }
+                }
+                Component::Anycast => {
+                    let what = format!("the anycast router {id}");
+                    let subject = anycast::subject(id, "state");
+                    let reply: AnycastReply =
+                        crate::links::call(&fleet.control, &what, subject, "state", args).await?;
+                    let Some(state) = reply.state else { continue };
+                    let withdrawn: Vec<&str> = state
+                        .sites
+                        .iter()
+                        .filter(|s| !s.announced)
+                        .map(|s| s.region.as_str())
+                        .collect();
+                    let pending: Vec<&str> = state
+                        .vantages
+                        .iter()
+                        .filter(|v| v.pending.is_some())
+                        .map(|v| v.id.as_str())
+                        .collect();
+                    if !withdrawn.is_empty() || !pending.is_empty() {
+                        unsettled.push(format!(
+                            "{what}: withdrawn {withdrawn:?}, flips on their way {pending:?}"
+                        ));
+                    }
+                }
+            }
+        }
+        if unsettled.is_empty() {
+            return Ok(());
+        }
+        fleet.check_alive()?;
+        if Instant::now() >= deadline {
+            anyhow::bail!(
+                "routing did not settle in {timeout:?}: {}",
+                unsettled.join("; ")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Sleeps `duration`, failing early when an agent goes stale.
 pub async fn hold(fleet: &Fleet, duration: Duration) -> anyhow::Result<()> {
     let until = Instant::now() + duration;

@@ -134,8 +134,8 @@ pub struct Reply<S> {
     /// Why not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<crate::ReplyError>,
-    /// The state after it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The state after it (a missing field is none).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<S>,
 }
 
