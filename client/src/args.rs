@@ -1,6 +1,7 @@
 //! Flags of `geolb-agent client`, each with a `GEOLB_CLIENT_*` variable
 //! (`GEOLB_ID` and `GEOLB_REGION` as for `run`), and the identity they give.
 
+use geolb_proto::client::MAX_COUNT;
 use geolb_proto::WireDuration;
 
 /// How the client chooses its server.
@@ -105,6 +106,12 @@ pub struct ClientArgs {
     /// Client id (default: FLY_MACHINE_ID, else the host name); `-<GEOLB_REPLICA>` is appended.
     #[arg(long, env = "GEOLB_ID")]
     pub id: Option<String>,
+    /// Independent clients in this process, each with its own connections,
+    /// probes, election, traffic and records; with more than one, each id
+    /// is the client id with `-<index>` appended (0 to N-1).
+    #[arg(long, env = "GEOLB_CLIENT_COUNT", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_COUNT as i64))]
+    pub count: u32,
     /// How the server is chosen.
     #[arg(long, env = "GEOLB_CLIENT_STRATEGY", value_enum, default_value = "rtt")]
     pub strategy: Strategy,
@@ -148,6 +155,11 @@ pub struct ClientArgs {
     /// Probe PING interval.
     #[arg(long, env = "GEOLB_CLIENT_PROBE_INTERVAL", default_value = "200ms")]
     pub probe_interval: WireDuration,
+    /// Once elected, candidates outside the current server's region are
+    /// probed this often instead (its region keeps `--probe-interval`: a cut
+    /// region is then seen as before); equal to `--probe-interval` turns it off.
+    #[arg(long, env = "GEOLB_CLIENT_PROBE_IDLE_INTERVAL", default_value = "1s")]
+    pub probe_idle_interval: WireDuration,
     /// A PING unanswered this long (or 3 x the server's average RTT, if longer) marks it unresponsive.
     #[arg(long, env = "GEOLB_CLIENT_PROBE_TIMEOUT", default_value = "600ms")]
     pub probe_timeout: WireDuration,
@@ -196,6 +208,16 @@ impl ClientArgs {
         match env_nonempty("GEOLB_REPLICA") {
             Some(replica) => format!("{base}-{replica}"),
             None => base,
+        }
+    }
+
+    /// The ids of this process's clients: [`ClientArgs::id`] alone, or
+    /// with `-<index>` appended to each of `--count`.
+    pub fn ids(&self) -> Vec<String> {
+        let id = self.id();
+        match self.count {
+            1 => vec![id],
+            n => (0..n).map(|i| format!("{id}-{i}")).collect(),
         }
     }
 
@@ -264,6 +286,24 @@ mod tests {
             (Profile::Video.size(), Profile::Video.rate()),
             (32768, 30.0)
         );
+    }
+
+    #[test]
+    fn many_clients_append_their_index() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: ClientArgs,
+        }
+        let ids = |argv: &[&str]| Cli::try_parse_from(argv).map(|c| c.args.ids());
+        assert_eq!(ids(&["c", "--id", "lon-rtt"]).unwrap(), ["lon-rtt"]);
+        assert_eq!(
+            ids(&["c", "--id", "lon-rtt", "--count", "3"]).unwrap(),
+            ["lon-rtt-0", "lon-rtt-1", "lon-rtt-2"]
+        );
+        assert!(ids(&["c", "--count", "0"]).is_err());
+        assert!(ids(&["c", "--count", "5001"]).is_err());
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub struct Context {
     connected_after_ms: OnceLock<u64>,
     /// `dns` and `anycast`: attempts and lookups.
     routed: Mutex<Option<Routed>>,
+    /// PINGs counted at the previous status record, and when.
+    pings_at: Mutex<(Instant, u64)>,
+    /// Clients in this process (`--count`).
+    pub process_clients: u32,
 }
 
 impl Context {
@@ -66,7 +70,19 @@ impl Context {
             started: Instant::now(),
             connected_after_ms: OnceLock::new(),
             routed: Mutex::new(None),
+            pings_at: Mutex::new((Instant::now(), 0)),
+            process_clients: 1,
         }
+    }
+
+    /// PINGs per second since the previous call (none before any PING).
+    fn probe_rate(&self) -> Option<f64> {
+        let pings = self.table.pings();
+        let now = Instant::now();
+        let mut last = self.pings_at.lock().unwrap_or_else(|p| p.into_inner());
+        let (since, before) = std::mem::replace(&mut *last, (now, pings));
+        let secs = now.duration_since(since).as_secs_f64();
+        (pings > 0 && secs > 0.0).then(|| ((pings - before) as f64 / secs * 10.0).round() / 10.0)
     }
 
     /// Marks the client as routed (`dns`, `anycast`) to `target`.
@@ -146,6 +162,8 @@ impl Context {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
+            probe_rate: self.probe_rate(),
+            process_clients: (self.process_clients > 1).then_some(self.process_clients),
         })
     }
 
@@ -165,10 +183,10 @@ impl Context {
         let url = |s: &Option<ServerRef>| s.as_ref().map_or("none".to_string(), |s| s.url.clone());
         match &to {
             Some(_) => {
-                tracing::info!(?reason, from = %url(&from), to = %url(&to), gap_ms, "Client moved.")
+                tracing::info!(client = %self.id, ?reason, from = %url(&from), to = %url(&to), gap_ms, "Client moved.")
             }
             None => {
-                tracing::warn!(?reason, from = %url(&from), "Client lost its server; nothing else answers yet.")
+                tracing::warn!(client = %self.id, ?reason, from = %url(&from), "Client lost its server; nothing else answers yet.")
             }
         }
         self.reporter.send(&ClientRecord::Moved(ClientMove {

@@ -9,7 +9,7 @@
 //!   client's own region, then by the lower RTT.
 //! - The current server that is lost, down, unresponsive or draining is left
 //!   **at once** for the best other candidate, preferring candidates that
-//!   answered a probe within `recent`: when a whole region is cut, its other
+//!   answered a probe within their `recent` (twice their probe interval): when a whole region is cut, its other
 //!   servers have not timed out yet either, and moving to one would only
 //!   wait out a connect timeout. With no other candidate, a
 //!   lost connection is dropped, but a draining or silent one is kept (it
@@ -47,6 +47,9 @@ pub struct View {
     pub health: Health,
     /// How long ago its last probe was answered (none: never).
     pub answered_ago: Option<Duration>,
+    /// A failover prefers it when it answered within this (twice the
+    /// interval it is probed at).
+    pub recent: Duration,
 }
 
 /// The election's parameters.
@@ -60,8 +63,6 @@ pub struct Policy {
     pub hysteresis_min_ms: f64,
     /// How long the margin must hold.
     pub hold: Duration,
-    /// A failover prefers candidates that answered within this.
-    pub recent: Duration,
 }
 
 /// What the driver should do.
@@ -158,7 +159,7 @@ pub fn decide(
         let stale = views
             .iter()
             .enumerate()
-            .filter(|(_, v)| v.answered_ago.is_none_or(|ago| ago > policy.recent))
+            .filter(|(_, v)| v.answered_ago.is_none_or(|ago| ago > v.recent))
             .map(|(i, _)| i);
         let fresh_only: Vec<usize> = skip.iter().copied().chain(stale).collect();
         let target = best(views, policy, &fresh_only).or_else(|| best(views, policy, &skip));

@@ -7,7 +7,6 @@ const POLICY: Policy = Policy {
     hysteresis_pct: 20.0,
     hysteresis_min_ms: 2.0,
     hold: Duration::from_secs(5),
-    recent: Duration::from_millis(400),
 };
 
 fn ok(rtt: f64) -> View {
@@ -17,6 +16,7 @@ fn ok(rtt: f64) -> View {
         fresh: 5,
         health: Health::Healthy,
         answered_ago: Some(Duration::from_millis(100)),
+        recent: Duration::from_millis(400),
     }
 }
 
@@ -249,6 +249,29 @@ fn failover_prefers_candidates_that_answered_recently() {
         index: 0,
         failed: None,
     };
+    let decision = decide(
+        &views,
+        Some(current),
+        &POLICY,
+        &mut None,
+        &[],
+        Instant::now(),
+    );
+    assert_eq!(
+        decision,
+        Decision::Move {
+            to: 2,
+            reason: MoveReason::Unresponsive
+        }
+    );
+    // A candidate probed once a second (outside the current region) is
+    // recent for 2 s.
+    let idle_ams = View {
+        answered_ago: Some(Duration::from_millis(900)),
+        recent: Duration::from_secs(2),
+        ..ok(8.0)
+    };
+    let views = [with(Health::Unresponsive, 0.5), silent, idle_ams];
     let decision = decide(
         &views,
         Some(current),

@@ -77,28 +77,22 @@ use tokio_util::task::TaskTracker;
 
 mod setup;
 
-/// Runs the client until a stop signal or `--duration`; returns the exit code.
+/// Runs the client (or `--count` of them) until a stop signal or
+/// `--duration`; returns the exit code.
 pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
-    let mut plan = setup::Plan::from_args(&args)?;
-    plan.outgoing.payload =
+    raise_open_files_limit();
+    // Every client's flags are checked before any starts.
+    let mut plans = args
+        .ids()
+        .into_iter()
+        .map(|id| setup::Plan::for_client(&args, id))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let payload =
         payload::Payload::load(args.payload.as_deref(), &args.control, &args.base_id()).await?;
+    for plan in &mut plans {
+        plan.outgoing.payload = payload.clone();
+    }
     let reporter = Arc::new(report::Reporter::from_env()?);
-    let table = Arc::new(table::Table::new(
-        &plan.servers,
-        &plan.region,
-        args.rtt_window as usize,
-        args.election_window.0,
-    ));
-    let ctx = Arc::new(Context::new(
-        plan.id.clone(),
-        plan.region.clone(),
-        args.strategy,
-        table.clone(),
-        reporter.clone(),
-    ));
-    tracing::info!(id = %plan.id, region = %plan.region, strategy = args.strategy.name(),
-        servers = plan.servers.len(), subjects = ?plan.link.subjects, "Client starting.");
-
     let token = CancellationToken::new();
     let tasks = TaskTracker::new();
     watch_signals(&token, &tasks)?;
@@ -111,6 +105,70 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
             }
         });
     }
+    if plans.len() > 1 {
+        tracing::info!(count = plans.len(), first = %plans[0].id, "Running several clients in this process.");
+    }
+    let count = plans.len() as u32;
+    let clients: Vec<_> = plans
+        .into_iter()
+        .map(|plan| {
+            let client = one(args.clone(), plan, count, reporter.clone(), token.clone());
+            tokio::spawn(client)
+        })
+        .collect();
+    let mut outcome = Ok(());
+    for client in clients {
+        let ended = client
+            .await
+            .map_err(|e| anyhow::anyhow!("a client task failed: {e}"))
+            .and_then(|ended| ended);
+        if let Err(e) = ended {
+            // One client's failure stops them all, as one process would.
+            token.cancel();
+            outcome = outcome.and(Err(e));
+        }
+    }
+    token.cancel();
+    tasks.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
+    outcome?;
+    tracing::info!(dropped_records = reporter.dropped(), "Client stopped.");
+    Ok(0)
+}
+
+/// One client, from its first probe to its last status record.
+async fn one(
+    args: ClientArgs,
+    plan: setup::Plan,
+    count: u32,
+    reporter: Arc<report::Reporter>,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
+    let cadence = table::Cadence {
+        fast: args.probe_interval.0,
+        idle: args.probe_idle_interval.0,
+    };
+    let table = Arc::new(
+        table::Table::new(
+            &plan.servers,
+            &plan.region,
+            args.rtt_window as usize,
+            args.election_window.0,
+        )
+        .with_cadence(cadence),
+    );
+    let mut ctx = Context::new(
+        plan.id.clone(),
+        plan.region.clone(),
+        args.strategy,
+        table.clone(),
+        reporter.clone(),
+    );
+    ctx.process_clients = count;
+    let ctx = Arc::new(ctx);
+    tracing::debug!(id = %plan.id, region = %plan.region, strategy = args.strategy.name(),
+        servers = plan.servers.len(), subjects = ?plan.link.subjects, "Client starting.");
+    let tasks = TaskTracker::new();
     if args.strategy == Strategy::Rtt || !args.no_probes {
         for (index, server) in plan.servers.iter().enumerate() {
             let task = probe::run(
@@ -160,8 +218,20 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
     let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
     outcome?;
     reporter.send(&ctx.status());
-    tracing::info!(dropped_records = reporter.dropped(), "Client stopped.");
-    Ok(0)
+    Ok(())
+}
+
+/// Raises the soft limit of open files to the hard one: a process of many
+/// clients holds a connection per candidate per client.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::debug!(error = %e, soft, hard, "Cannot raise the open files limit.");
+            }
+        }
+    }
 }
 
 /// Sends a status record every `interval` until cancelled.

@@ -1,6 +1,8 @@
 //! One prober per candidate, speaking raw NATS on its own connection: read
-//! INFO, send CONNECT and PING, then one PING every `interval` (never two
-//! outstanding) and time the PONG.
+//! INFO, send CONNECT and PING, then one PING per interval (never two
+//! outstanding) and time the PONG. The interval is the table's cadence for
+//! the candidate ([`Table::interval`]): `interval` until an election and
+//! for the elected server's region, `idle_interval` for the others.
 //!
 //! - A PONG within the timeout is a sample; the timeout is
 //!   max(`--probe-timeout`, 3 x the candidate's average RTT).
@@ -21,14 +23,16 @@ use super::table::Table;
 use super::wire::{Op, Wire, CONNECT};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::time::{timeout, MissedTickBehavior};
+use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 /// The probers' parameters.
 #[derive(Debug, Clone, Copy)]
 pub struct ProbeParams {
-    /// PING interval.
+    /// PING interval (before an election, and for the elected server's region).
     pub interval: Duration,
+    /// PING interval of the other candidates once one is elected.
+    pub idle_interval: Duration,
     /// Smallest unanswered-PING timeout.
     pub timeout: Duration,
     /// Close a connection silent this long.
@@ -113,10 +117,22 @@ async fn session(
         return e.into();
     }
     table.connected(index, info);
-    let mut outstanding = Some(Instant::now());
-    let mut tick = tokio::time::interval(params.interval);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    if let Err(e) = wire.send(b"PING\r\n").await {
+        return e.into();
+    }
+    table.pinged();
+    let mut last_sent = Instant::now();
+    let mut outstanding = Some(last_sent);
+    let mut marked = false;
+    let mut elections = table.elections();
     loop {
+        // Awake when the outstanding PING times out or gives up, else when
+        // the next one is due at this candidate's cadence.
+        let wake = match outstanding {
+            Some(sent) if !marked => sent + limit(table, index, params),
+            Some(sent) => sent + params.giveup,
+            None => last_sent + table.interval(index),
+        };
         tokio::select! {
             op = wire.next_op() => {
                 let now = Instant::now();
@@ -128,6 +144,7 @@ async fn session(
                                 true => table.sample(index, rtt, now),
                                 false => table.answered_late(index),
                             }
+                            marked = false;
                             backoff.reset();
                         }
                     }
@@ -145,7 +162,9 @@ async fn session(
                     Err(e) => return e.into(),
                 }
             }
-            _ = tick.tick() => {
+            // A new election changes the cadence: wake to recompute.
+            _ = elections.changed() => {}
+            _ = tokio::time::sleep_until(wake.into()) => {
                 let now = Instant::now();
                 match outstanding {
                     Some(sent) => {
@@ -155,12 +174,15 @@ async fn session(
                         }
                         if waited > limit(table, index, params) {
                             table.unanswered(index, sent);
+                            marked = true;
                         }
                     }
                     None => {
                         if let Err(e) = wire.send(b"PING\r\n").await {
                             return e.into();
                         }
+                        table.pinged();
+                        last_sent = now;
                         outstanding = Some(now);
                     }
                 }

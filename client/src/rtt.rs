@@ -144,6 +144,7 @@ impl Driver {
         };
         self.down_since.get_or_insert_with(Instant::now);
         self.ctx.publish_to.send_replace(None);
+        self.ctx.table.elect(None);
         link.retire(RETIRE_GRACE);
         self.failed = None;
         self.cut_off = Some(reason);
@@ -194,6 +195,7 @@ impl Driver {
             to_ref.name = info.server_name;
         }
         self.ctx.publish_to.send_replace(Some(link.client.clone()));
+        self.ctx.table.elect(Some(to));
         if let Some(old) = self.link.replace(link) {
             let overlap = subscribed + RETIRE_GRACE + Duration::from_secs(1);
             self.ctx.traffic.lock().overlap_until(overlap);

@@ -82,8 +82,8 @@ fn parse_target(target: &str) -> anyhow::Result<(String, String, u16)> {
 }
 
 impl Plan {
-    /// Checks the flags.
-    pub fn from_args(args: &ClientArgs) -> anyhow::Result<Plan> {
+    /// Checks the flags, for the client `id` (one of [`ClientArgs::ids`]).
+    pub fn for_client(args: &ClientArgs, id: String) -> anyhow::Result<Plan> {
         let routed = args.strategy.routed();
         let (servers, region) = match (routed, args.servers.is_empty()) {
             (true, true) => {
@@ -125,7 +125,6 @@ impl Plan {
             ),
             (false, None) => None,
         };
-        let id = args.id();
         validate_name("client id", &id).context("pass --id with 1 to 64 of A-Z a-z 0-9 _ -")?;
         for peer in &args.peers {
             validate_name("peer id", peer).context("--peers takes client ids")?;
@@ -142,6 +141,9 @@ impl Plan {
         }
         positive("--probe-interval", args.probe_interval.0)?;
         positive("--probe-timeout", args.probe_timeout.0)?;
+        if args.probe_idle_interval.0 < args.probe_interval.0 {
+            bail!("--probe-idle-interval must be at least --probe-interval");
+        }
         positive("--report-interval", args.report_interval.0)?;
         positive("--connect-timeout", args.connect_timeout.0)?;
         if args.probe_giveup.0 <= args.probe_timeout.0 {
@@ -158,6 +160,7 @@ impl Plan {
         };
         let probe = ProbeParams {
             interval: args.probe_interval.0,
+            idle_interval: args.probe_idle_interval.0,
             timeout: args.probe_timeout.0,
             giveup: args.probe_giveup.0,
             connect_timeout: args.connect_timeout.0,
@@ -171,7 +174,6 @@ impl Plan {
                 hysteresis_pct: args.hysteresis_pct,
                 hysteresis_min_ms: args.hysteresis_min.0.as_secs_f64() * 1000.0,
                 hold: args.hold.0,
-                recent: args.probe_interval.0 * 2,
             },
             interval: args.probe_interval.0,
             election_window: args.election_window.0,
@@ -221,7 +223,7 @@ mod tests {
         let mut argv = vec!["geolb-agent client", "--id", "c1"];
         argv.extend_from_slice(extra);
         let cli = Cli::try_parse_from(argv)?;
-        Plan::from_args(&cli.args)
+        Plan::for_client(&cli.args, cli.args.id())
     }
 
     #[test]

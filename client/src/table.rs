@@ -8,9 +8,10 @@ use super::election::{Health, View};
 use super::wire::Info;
 use geolb_proto::client::{Candidate, ServerRef};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 /// What is known about one candidate.
 #[derive(Debug)]
@@ -32,6 +33,21 @@ pub struct Table {
     own_region: String,
     /// Notified when a candidate gets worse (unresponsive, draining, down).
     pub changed: Notify,
+    /// The elected candidate, if any (it sets the probers' cadence).
+    elected: watch::Sender<Option<usize>>,
+    cadence: Cadence,
+    pings: AtomicU64,
+}
+
+/// How often candidates are probed: `fast` while nothing is elected, for
+/// the elected candidate and for the others of its region (a cut region is
+/// seen as soon as before), `idle` for the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cadence {
+    /// `--probe-interval`.
+    pub fast: Duration,
+    /// `--probe-idle-interval`.
+    pub idle: Duration,
 }
 
 impl Table {
@@ -60,7 +76,49 @@ impl Table {
             fresh_for,
             own_region: own_region.to_string(),
             changed: Notify::new(),
+            elected: watch::Sender::new(None),
+            cadence: Cadence {
+                fast: Duration::from_millis(200),
+                idle: Duration::from_millis(200),
+            },
+            pings: AtomicU64::new(0),
         }
+    }
+
+    /// The table with `cadence` instead of every candidate at 200 ms.
+    pub fn with_cadence(mut self, cadence: Cadence) -> Table {
+        self.cadence = cadence;
+        self
+    }
+
+    /// The driver elected candidate `i` (none: it has no server).
+    pub fn elect(&self, i: Option<usize>) {
+        self.elected.send_if_modified(|elected| {
+            let changed = *elected != i;
+            *elected = i;
+            changed
+        });
+    }
+
+    /// Changes of the elected candidate, for the probers.
+    pub fn elections(&self) -> watch::Receiver<Option<usize>> {
+        self.elected.subscribe()
+    }
+
+    /// How often candidate `i` is probed now.
+    pub fn interval(&self, i: usize) -> Duration {
+        let elected = *self.elected.borrow();
+        self.with(|e| interval_of(&self.cadence, e, elected, i))
+    }
+
+    /// Counts one PING sent.
+    pub fn pinged(&self) {
+        self.pings.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// PINGs sent so far, to every candidate.
+    pub fn pings(&self) -> u64 {
+        self.pings.load(Ordering::Relaxed)
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Vec<Entry>) -> R) -> R {
@@ -158,23 +216,32 @@ impl Table {
         self.with(|e| e[i].unanswered_since)
     }
 
-    /// The election's view of every candidate at `now`.
+    /// The election's view of every candidate at `now`. A candidate probed
+    /// at `interval` counts samples younger than max(the election window,
+    /// 2.5 x `interval`) as fresh, and is recent for 2 x `interval`.
     pub fn views(&self, now: Instant) -> Vec<View> {
+        let elected = *self.elected.borrow();
         self.with(|e| {
-            e.iter()
-                .map(|entry| View {
-                    own_region: entry.server.region == self.own_region,
-                    rtt_ms: average(&entry.samples).map(|d| d.as_secs_f64() * 1000.0),
-                    fresh: entry
-                        .samples
-                        .iter()
-                        .filter(|(at, _)| now.saturating_duration_since(*at) <= self.fresh_for)
-                        .count() as u32,
-                    health: health(entry),
-                    answered_ago: entry
-                        .samples
-                        .back()
-                        .map(|(at, _)| now.saturating_duration_since(*at)),
+            (0..e.len())
+                .map(|i| {
+                    let entry = &e[i];
+                    let interval = interval_of(&self.cadence, e, elected, i);
+                    let fresh_for = self.fresh_for.max(interval.mul_f64(2.5));
+                    View {
+                        own_region: entry.server.region == self.own_region,
+                        rtt_ms: average(&entry.samples).map(|d| d.as_secs_f64() * 1000.0),
+                        fresh: entry
+                            .samples
+                            .iter()
+                            .filter(|(at, _)| now.saturating_duration_since(*at) <= fresh_for)
+                            .count() as u32,
+                        health: health(entry),
+                        answered_ago: entry
+                            .samples
+                            .back()
+                            .map(|(at, _)| now.saturating_duration_since(*at)),
+                        recent: interval * 2,
+                    }
                 })
                 .collect()
         })
@@ -229,6 +296,15 @@ fn health(entry: &Entry) -> Health {
     }
 }
 
+/// `fast` while nothing is elected, for the elected candidate and the
+/// others of its region; `idle` for the rest.
+fn interval_of(cadence: &Cadence, entries: &[Entry], elected: Option<usize>, i: usize) -> Duration {
+    match elected.and_then(|at| entries.get(at)) {
+        Some(current) if current.server.region != entries[i].server.region => cadence.idle,
+        _ => cadence.fast,
+    }
+}
+
 fn average(samples: &VecDeque<(Instant, Duration)>) -> Option<Duration> {
     match samples.len() {
         0 => None,
@@ -253,6 +329,36 @@ mod tests {
             parse_one("b=h:2", Transport::Tcp).unwrap(),
         ];
         Table::new(&servers, "a", 3, Duration::from_secs(2))
+    }
+
+    #[test]
+    fn the_elected_region_is_probed_fast_the_rest_at_idle() {
+        let ms = Duration::from_millis;
+        let servers = ["a=h:1", "a=h:2", "b=h:3"].map(|s| parse_one(s, Transport::Tcp).unwrap());
+        let t = Table::new(&servers, "a", 3, Duration::from_secs(2)).with_cadence(Cadence {
+            fast: ms(200),
+            idle: ms(1000),
+        });
+        let intervals = |t: &Table| (0..3).map(|i| t.interval(i)).collect::<Vec<_>>();
+        let cases = [
+            (None, [ms(200), ms(200), ms(200)]),
+            (Some(0), [ms(200), ms(200), ms(1000)]),
+            (Some(2), [ms(1000), ms(1000), ms(200)]),
+        ];
+        for (elected, want) in cases {
+            t.elect(elected);
+            assert_eq!(intervals(&t), want, "elected {elected:?}");
+        }
+        // Idle candidates: two samples a second apart stay fresh (2.5 s), and
+        // recent for 2 s.
+        t.elect(Some(2));
+        let t0 = Instant::now();
+        t.connected(0, Info::default());
+        t.sample(0, ms(8), t0);
+        t.sample(0, ms(8), t0 + ms(1000));
+        let v = t.views(t0 + ms(2400))[0];
+        assert_eq!((v.fresh, v.recent), (2, ms(2000)));
+        assert_eq!(t.views(t0)[2].recent, ms(400));
     }
 
     #[test]

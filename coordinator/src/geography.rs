@@ -123,6 +123,8 @@ mod tests {
             by_sender: Default::default(),
             connected_after_ms: None,
             routed: None,
+            probe_rate: None,
+            process_clients: None,
         }
     }
 

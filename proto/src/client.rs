@@ -148,7 +148,16 @@ pub struct ClientStatus {
     /// For `dns` and `anycast`: how it reaches its server (none for others).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routed: Option<Routed>,
+    /// Probe PINGs it sent per second since its previous status record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_rate: Option<f64>,
+    /// How many clients its process runs (`--count`), when more than one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_clients: Option<u32>,
 }
+
+/// Most clients one process runs (`geolb-agent client --count`).
+pub const MAX_COUNT: u32 = 5000;
 
 /// Lookups a status record carries at most (the latest).
 pub const MAX_LOOKUPS: usize = 16;
@@ -292,6 +301,8 @@ mod tests {
                     error: None,
                 }],
             }),
+            probe_rate: Some(21.0),
+            process_clients: Some(100),
         });
         assert_eq!(ClientRecord::decode(&record.encode()).unwrap(), record);
     }

@@ -268,3 +268,81 @@ async fn near_equal_regions_do_not_make_the_client_flap() {
     let status = with_timeout(MOVE, lon.fresh_status(MOVE)).await;
     assert!(status.switches <= 1, "{status:?}");
 }
+
+/// How many of the candidates of a client of `region` are in `region`.
+fn all_in(lab: &GeoLab, region: &str) -> usize {
+    let servers = lab.servers_for(region);
+    servers
+        .iter()
+        .filter(|s| s.starts_with(&format!("{region}=")))
+        .count()
+}
+
+/// The latest status of each of `ids` from one process's records.
+fn latest(client: &ClientProc, ids: &[String]) -> Vec<Option<geolb_proto::client::ClientStatus>> {
+    let statuses = client.statuses();
+    ids.iter()
+        .map(|id| statuses.iter().rev().find(|s| &s.client == id).cloned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_clients_in_one_process_elect_probe_and_fail_over_each_on_its_own() {
+    let lab = lab().await;
+    let spec = ClientSpec::new("many", "ams")
+        .args(FLAGS)
+        .args(["--count", "6"]);
+    let client = lab.spawn_client(spec).expect("spawn the clients");
+    let ids: Vec<String> = (0..6).map(|i| format!("many-{i}")).collect();
+    let at_home = |region: &'static str| {
+        let ids = ids.clone();
+        let client = &client;
+        move || {
+            let all = latest(client, &ids);
+            let done = all.iter().all(|s| {
+                s.as_ref()
+                    .and_then(|s| s.server.as_ref())
+                    .is_some_and(|server| server.region == region)
+            });
+            async move { done.then_some(all) }
+        }
+    };
+    let all = wait_for("all six clients on ams", ELECT, at_home("ams")).await;
+    let candidates = lab.servers_for("ams").len();
+    for status in all.into_iter().flatten() {
+        assert_eq!(status.process_clients, Some(6), "{status:?}");
+        assert_eq!(status.candidates.len(), candidates, "{status:?}");
+    }
+    // Elected: ams's candidates at 5 PINGs a second, the others at 1, where
+    // all at 5 would be 5 x candidates.
+    let fast = all_in(&lab, "ams");
+    let most = 5.0 * fast as f64 + (candidates - fast) as f64;
+    let rates = wait_for("a probe rate from every client", MOVE, || {
+        let all = latest(&client, &ids);
+        let rates: Option<Vec<f64>> = all.iter().map(|s| s.as_ref()?.probe_rate).collect();
+        let settled = rates.filter(|r| r.iter().all(|&r| r > 0.0 && r <= most * 1.1));
+        async move { settled }
+    })
+    .await;
+    println!(
+        "probe rates: {rates:?} (at most {most}; {} with every candidate at 5)",
+        5 * candidates
+    );
+
+    let moves: Vec<usize> = ids
+        .iter()
+        .map(|id| client.moves().iter().filter(|m| &m.client == id).count())
+        .collect();
+    lab.kill_region("ams");
+    wait_for("all six clients on lon", MOVE, at_home("lon")).await;
+    for (id, before) in ids.iter().zip(moves) {
+        let after: Vec<ClientMove> = client
+            .moves()
+            .into_iter()
+            .filter(|m| &m.client == id)
+            .skip(before)
+            .collect();
+        let landed = after.iter().find(|m| m.to.is_some()).expect("it moved");
+        assert_eq!(landed.to.as_ref().unwrap().region, "lon", "{id}: {after:?}");
+    }
+}
