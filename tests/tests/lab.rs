@@ -1,7 +1,7 @@
 //! `geolb lab` and `geolb scenario run` end to end on a small lab (two
-//! regions, two servers each): up, status, a region outage with its report
-//! stored and listed, every bad input the lab refuses, and down leaving
-//! nothing behind.
+//! regions, two servers each, the `rtt` clients two to a process): up,
+//! status, a region outage with its report stored and listed, a scale in
+//! clients, every bad input the lab refuses, and down leaving nothing behind.
 
 use geolb_tests::lab_dir::{assert_servers, stderr, LabDir};
 use geolb_tests::ports::LAB_PORTS;
@@ -17,6 +17,7 @@ rtt = 2
 random = 1
 dns = 0
 anycast = 0
+per_process = 2
 [latency.pairs]
 "lon-ams" = "8ms"
 "#
@@ -66,7 +67,7 @@ fn a_lab_runs_a_scenario_and_keeps_its_report() {
         "coordinator",
         "agent-lon-1",
         "agent-ams-rtt",
-        "wan-wan",
+        "wan-wan-lon",
         "client-1",
         "signing",
     ] {
@@ -118,8 +119,8 @@ fn a_lab_runs_a_scenario_and_keeps_its_report() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|l| l["emulator"] == "wan" && !l["link"]["path"].is_null()),
-        "every lab link is announced with its path: {links}"
+            .all(|l| l["emulator"] == format!("wan-{}", l["link"]["path"]["from"].as_str().unwrap_or("?"))),
+        "every lab link is announced with its path, by the emulator of its diallers' region: {links}"
     );
 
     let report = lab.scenario(
@@ -175,6 +176,32 @@ fn a_lab_runs_a_scenario_and_keeps_its_report() {
     );
     let shown = lab.json(&["report", "show", id, "--json"]);
     assert_eq!(shown["id"], id);
+
+    // Two clients to a process: scale counts clients, in whole processes.
+    let odd = lab.geolb(&[
+        "scenario",
+        "run",
+        "scale",
+        "--region",
+        "ams",
+        "--clients",
+        "3",
+    ]);
+    assert_eq!(odd.status.code(), Some(2), "{}", stderr(&odd));
+    assert!(stderr(&odd).contains("multiple of 2"), "{}", stderr(&odd));
+    let scaled = lab.scenario("scale", &["--region", "ams", "--clients", "4"]);
+    assert_eq!(scaled["passed"], true, "{scaled}");
+    let ams: Vec<&serde_json::Value> = scaled["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["region"] == "ams" && c["strategy"] == "rtt")
+        .collect();
+    assert_eq!(ams.len(), 4, "{scaled}");
+    assert!(
+        ams.iter().all(|c| c["region_at_end"] == "ams"),
+        "every client elected at home: {scaled}"
+    );
 
     let bad_region = lab.geolb(&["scenario", "run", "flap", "--region", "nowhere"]);
     assert_eq!(bad_region.status.code(), Some(2), "{}", stderr(&bad_region));

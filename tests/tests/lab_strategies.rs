@@ -91,8 +91,12 @@ fn a_region_outage_shows_every_strategy_side_by_side() {
     }
     for c in lon("anycast") {
         assert!(c["flip_ms"].as_u64().is_some(), "its vantage flipped: {c}");
-        assert_eq!(
-            c["lost_connections"], 1,
+        // The kill resets its connection; the flip back once lon is
+        // announced again (the run waits for it) may reset it once more, as
+        // a route change does to TCP on real anycast.
+        let lost = c["lost_connections"].as_u64().unwrap_or(0);
+        assert!(
+            (1..=2).contains(&lost),
             "the kill reset its connection: {c}"
         );
     }

@@ -52,6 +52,9 @@ pub struct ClientsConfig {
     /// `anycast` clients per region (default 2; 0 in containers).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub anycast: Option<u32>,
+    /// rtt, random and ordered clients run this many to a process
+    /// (`client --count`); their numbers are multiples of it.
+    pub per_process: u32,
     /// Traffic profile: json, html or video.
     pub profile: String,
     /// Messages per second per client.
@@ -99,6 +102,7 @@ impl Default for ClientsConfig {
             ordered: 0,
             dns: None,
             anycast: None,
+            per_process: 1,
             profile: "json".into(),
             rate: 5.0,
             shards: 4,
@@ -166,8 +170,36 @@ impl LabConfig {
             ));
         }
         let c = &self.clients;
-        if c.rtt + c.random + c.ordered + c.dns() + c.anycast() > 100 {
-            return invalid("clients: at most 100 per region on one machine".into());
+        if !(1..=geolb_proto::client::MAX_COUNT).contains(&c.per_process) {
+            return invalid(format!(
+                "clients.per_process: use 1 to {}, not {}",
+                geolb_proto::client::MAX_COUNT,
+                c.per_process
+            ));
+        }
+        for (name, n) in [("rtt", c.rtt), ("random", c.random), ("ordered", c.ordered)] {
+            if n > c.per_process && n % c.per_process != 0 {
+                return invalid(format!(
+                    "clients.{name} = {n} is not a multiple of clients.per_process = {}: \
+                     each process runs that many clients",
+                    c.per_process
+                ));
+            }
+        }
+        let processes = [c.rtt, c.random, c.ordered]
+            .iter()
+            .map(|&n| n.div_ceil(c.per_process))
+            .sum::<u32>()
+            + c.dns()
+            + c.anycast();
+        if processes > 100 {
+            return invalid(format!(
+                "clients: at most 100 client processes per region on one machine, not {processes}; \
+                 run more clients in each with clients.per_process"
+            ));
+        }
+        if c.rtt + c.random + c.ordered > 2000 {
+            return invalid("clients: at most 2000 per region on one machine".into());
         }
         if !["json", "html", "video"].contains(&c.profile.as_str()) {
             return invalid(format!(
@@ -333,6 +365,10 @@ random = 2
 ordered = 0
 # dns = 2       # default 2 (0 in `lab up --docker`, which has no GeoDNS)
 # anycast = 2   # default 2 (0 in `lab up --docker`)
+# Clients to a process (rtt, random and ordered; their numbers are multiples
+# of it): 1 is a process each; a thousand clients fit one machine at 100 or
+# more, each client costing well under 1 MiB instead of a process.
+per_process = 1
 # Traffic: json (small), html (pages) or video (large chunks); messages per
 # second per client; shards (a client hears the senders of its shard in
 # every region, so its traffic crosses the gateways).
@@ -468,6 +504,10 @@ mod tests {
             ("[archive]\nto = \"geolb/lab\"", "archive.to"),
             ("[archive]\nto = \"s3://geolb\"\nbucket = \"x\"", "unknown field"),
             ("[clients]\ncarrier_pigeon = 2", "unknown field"),
+            ("[clients]\nper_process = 0", "per_process"),
+            ("[clients]\nrtt = 150\nper_process = 100", "not a multiple"),
+            ("[clients]\nrtt = 101", "client processes per region"),
+            ("[clients]\nrtt = 3000\nper_process = 100", "at most 2000"),
             ("[dns]\nttl = \"-30s\"", "negative"),
             ("[dns]\nttl = \"0s\"", "dns.ttl"),
             ("[dns]\nttl = \"1500ms\"", "whole seconds"),

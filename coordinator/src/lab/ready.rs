@@ -49,18 +49,23 @@ async fn greets(addr: &str) -> bool {
     )
 }
 
-/// Waits until the emulator lists `links` links.
-pub async fn emulator(control: &Control, links: usize, timeout: Duration) -> anyhow::Result<()> {
+/// Waits until emulator `id` lists `links` links.
+pub async fn emulator(
+    control: &Control,
+    id: &str,
+    links: usize,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        let listed = crate::links::request(control, "wan", "list", serde_json::Value::Null);
+        let listed = crate::links::request(control, id, "list", serde_json::Value::Null);
         let last = match listed.await {
             Ok(reply) if reply.links.len() == links => return Ok(()),
             Ok(reply) => format!("it lists {} of {links} links", reply.links.len()),
             Err(e) => e.to_string(),
         };
         if Instant::now() >= deadline {
-            anyhow::bail!("the WAN emulator is not ready after {timeout:?}: {last}");
+            anyhow::bail!("the WAN emulator {id} is not ready after {timeout:?}: {last}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -283,6 +283,7 @@ fn group(
         region: region.to_string(),
         strategy: strategy.to_string(),
         replicas,
+        per_process: 1,
         args,
     }
 }

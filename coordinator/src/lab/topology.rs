@@ -28,6 +28,7 @@
 
 use super::config::LabConfig;
 use geolb_proto::wan::{Carries, LinkConfig, LinkPath, LinkSpec};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The dead address every server advertises for its gateway.
@@ -88,8 +89,10 @@ pub struct ClientGroup {
     pub region: String,
     /// rtt, random or ordered.
     pub strategy: String,
-    /// How many.
+    /// How many clients.
     pub replicas: u32,
+    /// Clients in one process (`client --count`); `replicas` is a multiple of it.
+    pub per_process: u32,
     /// The strategy's own client arguments (`dns`: `--target` and
     /// `--resolver`, maybe `--dns-keep-stale`; `anycast`: `--target`);
     /// empty for rtt, random and ordered, which get every server instead.
@@ -116,6 +119,23 @@ pub struct Topology {
 }
 
 impl Topology {
+    /// The emulators and the links each serves: in containers one, `wan`
+    /// (the name on every region network); as processes one per region of
+    /// the diallers, `wan-<region>`, so that no emulator holds more
+    /// connections than one process may open (each is two descriptors there).
+    pub fn emulators(&self) -> Vec<(String, Vec<LinkSpec>)> {
+        if self.placement == Placement::Containers {
+            return vec![(WAN_HOST.to_string(), self.links.clone())];
+        }
+        let mut by_region: BTreeMap<String, Vec<LinkSpec>> = BTreeMap::new();
+        for link in &self.links {
+            let from = link.path.as_ref().and_then(|p| p.from.clone());
+            let id = format!("{WAN_HOST}-{}", from.as_deref().unwrap_or("any"));
+            by_region.entry(id).or_default().push(link.clone());
+        }
+        by_region.into_iter().collect()
+    }
+
     /// Plans the lab of `config` (which must be valid) as processes.
     pub fn plan(config: &LabConfig) -> Topology {
         Topology::plan_for(config, Placement::Processes)
@@ -213,6 +233,7 @@ impl Topology {
                         region: region.clone(),
                         strategy: strategy.to_string(),
                         replicas,
+                        per_process: c.per_process.min(replicas),
                         args: Vec::new(),
                     })
             })

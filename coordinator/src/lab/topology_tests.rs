@@ -139,3 +139,31 @@ fn server_config_goes_through_the_emulator() {
     );
     assert_eq!(text.matches("nats-route://").count(), 2);
 }
+
+#[test]
+fn processes_split_the_links_by_the_diallers_region_containers_keep_one_emulator() {
+    let mut config = LabConfig::default();
+    config.clients.rtt = 300;
+    config.clients.per_process = 100;
+    let t = Topology::plan(&config);
+    let emulators = t.emulators();
+    let ids: Vec<&str> = emulators.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["wan-ams", "wan-dfw", "wan-lon"]);
+    let served: usize = emulators.iter().map(|(_, links)| links.len()).sum();
+    assert_eq!(served, t.links.len());
+    for (id, links) in &emulators {
+        for link in links {
+            let from = link.path.as_ref().and_then(|p| p.from.as_deref());
+            assert_eq!(Some(&id[4..]), from, "{}", link.name);
+        }
+    }
+    let rtt = t.clients.iter().find(|g| g.agent_id == "lon-rtt").unwrap();
+    assert_eq!((rtt.replicas, rtt.per_process), (300, 100));
+    let containers = Topology::plan_for(&config, Placement::Containers);
+    let one = containers.emulators();
+    assert_eq!(one.len(), 1);
+    assert_eq!(
+        (one[0].0.as_str(), one[0].1.len()),
+        ("wan", containers.links.len())
+    );
+}

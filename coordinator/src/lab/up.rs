@@ -101,21 +101,23 @@ async fn start(state: &mut LabState, t: &Topology, launcher: &Launcher) -> anyho
     crate::archive::stream::ensure(&control, limits, None).await?;
     start_archiver(state)?;
 
-    let links = dir.join("links.json");
-    std::fs::write(&links, serde_json::to_vec_pretty(&t.links)?)?;
-    let mut wan = vec![
-        view.agent.display().to_string(),
-        "wan".into(),
-        "--id".into(),
-        "wan".into(),
-        "--links".into(),
-        launcher.path(state, &links),
-    ];
-    with_identity(&mut wan, state, launcher, &view, "wan-wan")?;
-    launcher
-        .launch(state, t, "wan", docker::Kind::Wan, wan)
-        .await?;
-    ready::emulator(&control, t.links.len(), Duration::from_secs(10)).await?;
+    for (id, links) in t.emulators() {
+        let file = dir.join(format!("links-{id}.json"));
+        std::fs::write(&file, serde_json::to_vec_pretty(&links)?)?;
+        let mut wan = vec![
+            view.agent.display().to_string(),
+            "wan".into(),
+            "--id".into(),
+            id.clone(),
+            "--links".into(),
+            launcher.path(state, &file),
+        ];
+        with_identity(&mut wan, state, launcher, &view, &format!("wan-{id}"))?;
+        launcher
+            .launch(state, t, &id, docker::Kind::Wan, wan)
+            .await?;
+        ready::emulator(&control, &id, links.len(), Duration::from_secs(10)).await?;
+    }
 
     for server in &t.servers {
         let conf = dir.join(format!("{}.conf", server.id));
@@ -166,7 +168,8 @@ async fn start(state: &mut LabState, t: &Topology, launcher: &Launcher) -> anyho
             &group.region,
             "client",
         )?;
-        args.extend(["--replicas".into(), group.replicas.to_string(), "--".into()]);
+        let processes = group.replicas / group.per_process.max(1);
+        args.extend(["--replicas".into(), processes.to_string(), "--".into()]);
         args.push(view.agent.display().to_string());
         args.extend(client_args(state, t, group));
         if let Some(payload) = &payload {
@@ -228,6 +231,9 @@ pub fn client_args(
         "--shards".into(),
         c.shards.to_string(),
     ];
+    if group.per_process > 1 {
+        args.extend(["--count".into(), group.per_process.to_string()]);
+    }
     if !group.args.is_empty() {
         // dns and anycast: their own target, no server list.
         args.extend(group.args.iter().cloned());
@@ -321,7 +327,7 @@ fn identities(state: &mut LabState, t: &Topology) -> anyhow::Result<crate::contr
             "geolb.dns.>".to_string(),
             "geolb.anycast.>".to_string(),
         ],
-        emulators: vec!["wan".to_string()],
+        emulators: t.emulators().into_iter().map(|(id, _)| id).collect(),
         archiver: true,
         routers: super::routing_up::identities(t),
     };

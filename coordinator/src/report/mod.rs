@@ -54,6 +54,9 @@ pub struct ClientOutcome {
     /// How long after its start it was first connected, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connected_after_ms: Option<u64>,
+    /// Probe PINGs it sent per second before the fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_rate: Option<f64>,
     /// Connections it lost during the scenario (a reset, a killed server).
     #[serde(default)]
     pub lost_connections: u32,

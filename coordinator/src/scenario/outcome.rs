@@ -75,6 +75,7 @@ pub fn outcomes(
                 lost_same_strategy_cross_region,
                 duplicated: now.duplicated.saturating_sub(base.duplicated),
                 connected_after_ms: view.latest.connected_after_ms,
+                probe_rate: view.before().probe_rate,
                 lost_connections,
                 region_at_start: region_of(view.before()),
                 region_at_end: region_of(&view.latest),

@@ -60,6 +60,26 @@ fn agent(fleet: &Fleet, args: &ScaleArgs) -> anyhow::Result<String> {
     }
 }
 
+/// The processes (the agent's replicas) that run `clients`: their records
+/// say how many clients each process runs (`client --count`).
+fn processes(fleet: &Fleet, agent: &str, clients: u32) -> anyhow::Result<u32> {
+    let per_process = fleet
+        .clients()
+        .values()
+        .filter(|c| c.agent == agent)
+        .map(|c| c.status.process_clients.unwrap_or(1))
+        .max()
+        .unwrap_or(1);
+    match clients % per_process {
+        0 => Ok(clients / per_process),
+        _ => Err(UsageError(format!(
+            "--clients {clients}: {agent} runs {per_process} clients to a process; \
+             give a multiple of {per_process}"
+        ))
+        .into()),
+    }
+}
+
 fn list(agents: &BTreeSet<String>) -> String {
     match agents.is_empty() {
         true => "none".into(),
@@ -76,12 +96,13 @@ pub async fn run(fleet: &Fleet, args: &ScaleArgs, obs: &Observer) -> anyhow::Res
         );
     }
     let agent = agent(fleet, args)?;
+    let processes = processes(fleet, &agent, args.clients)?;
     gates::clients_settled(fleet, obs, args.settle_timeout.0).await?;
     obs.mark_baseline();
     let began = obs.elapsed_ms();
     obs.note("scale", format!("{agent} to {} clients", args.clients));
     let scale = Request::Scale(AgentScale {
-        replicas: args.clients,
+        replicas: processes,
     });
     fleet
         .command(std::slice::from_ref(&agent), &scale, args.settle_timeout.0)
