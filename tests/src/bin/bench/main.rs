@@ -6,7 +6,7 @@
 //! exits non-zero only when a measurement could not be taken.
 //! `GEOLB_BENCH_QUICK=1` shortens the idle CPU window from 60 s to 10 s.
 //! `GEOLB_BENCH_ONLY=<group>[,<group>...]` runs only those groups (`binary_size`,
-//! `agent_idle`, `ack_latency`, `fanout_500`, `inject`, `geo`, `dashboard`, `lab`, `fleet`, `strategies`, `lab_docker`, `archive`) and merges their figures into
+//! `agent_idle`, `ack_latency`, `fanout_500`, `inject`, `geo`, `dashboard`, `lab`, `fleet`, `strategies`, `clients`, `lab_docker`, `archive`) and merges their figures into
 //! an existing `bench.json` instead of replacing it; e.g.
 //! `GEOLB_BENCH_ONLY=geo cargo run --release -p geolb-tests --bin bench`.
 //!
@@ -20,6 +20,7 @@
 //! - [`dashboard`]: the dashboard following 500 agents, and a 10,000-entry report page against `report show`.
 //! - [`geo`]: 90 headless clients in a `GeoLab`: failover gaps, landing, loss, memory.
 //! - [`scenarios`]: the four lab scenarios on the default lab, from their reports.
+//! - [`clients`]: 12 to 1,020 `rtt` clients packed to a process on the default lab: memory, CPU, probes, failover.
 //! - [`compare`]: the four client strategies side by side through a region's outage.
 //! - [`fleet`]: dc-outage on a fleet started by hand beside the lab's, and a front link's cost.
 //! - [`archive`]: `geolb archive` to the local S3 server: rate, RSS, bytes per message.
@@ -31,6 +32,7 @@ mod agent_idle;
 mod agents;
 mod archive;
 mod binaries;
+mod clients;
 mod compare;
 mod dashboard;
 mod fanout;
@@ -176,6 +178,11 @@ async fn run_all(quick: bool, only: &Only, report: &mut Report) {
         println!("the four strategies through a region's outage");
         let outcome = compare::run(report).await;
         report.outcome("strategies", outcome);
+    }
+    if only.runs("clients") {
+        println!("many clients to a process on the default lab");
+        let outcome = clients::run(report).await;
+        report.outcome("clients", outcome);
     }
     let images = [
         geolb_tests::docker::SERVER_IMAGE,

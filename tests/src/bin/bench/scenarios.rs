@@ -14,6 +14,8 @@ use std::process::Command;
 pub struct BenchLab {
     geolb: PathBuf,
     dir: PathBuf,
+    /// Carried by every process of the lab.
+    marker: geolb_tests::procfs::Marker,
 }
 
 impl BenchLab {
@@ -25,6 +27,7 @@ impl BenchLab {
         let lab = BenchLab {
             geolb: release_bin("geolb").map_err(anyhow::Error::msg)?,
             dir,
+            marker: geolb_tests::procfs::Marker::new(name),
         };
         let config = lab.dir.join("lab.toml");
         let ports = format!("ports_base = {}\n{extra}", LAB_PORTS.start + 500);
@@ -47,8 +50,14 @@ impl BenchLab {
             .args(args)
             .env("GEOLB_LAB_DIR", self.dir.join("lab"))
             .env("GEOLB_SERVERS_DIR", tools_dir())
+            .env(geolb_tests::procfs::MARK_VAR, self.marker.value())
             .output()
             .with_context(|| format!("run geolb {args:?}"))
+    }
+
+    /// The lab's live processes (those started as processes, not containers).
+    pub fn processes(&self) -> Vec<geolb_tests::procfs::Stat> {
+        self.marker.live()
     }
 
     /// Runs a scenario and returns its report (a missed target is not an error).
