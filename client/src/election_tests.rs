@@ -238,74 +238,32 @@ fn stays_when_nothing_is_clearly_better() {
 
 #[test]
 fn failover_prefers_candidates_that_answered_recently() {
-    // lon-1 (current) went silent; lon-2 is as cut but has not timed out yet;
-    // ams answered just now.
+    // lon-1 (current) went silent; lon-2 is as cut but has not timed out yet.
     let silent = View {
         answered_ago: Some(Duration::from_millis(650)),
         ..own(0.5)
     };
-    let views = [with(Health::Unresponsive, 0.5), silent, ok(8.0)];
-    let current = Current {
-        index: 0,
-        failed: None,
-    };
-    let decision = decide(
-        &views,
-        Some(current),
-        &POLICY,
-        &mut None,
-        &[],
-        Instant::now(),
-    );
-    assert_eq!(
-        decision,
-        Decision::Move {
-            to: 2,
-            reason: MoveReason::Unresponsive
-        }
-    );
-    // A candidate probed once a second (outside the current region) is
-    // recent for 2 s.
+    // ams answered just now; or 0.9 s ago, probed once a second (outside
+    // the current region), so recent for 2 s; or 2 s ago at 200 ms.
     let idle_ams = View {
         answered_ago: Some(Duration::from_millis(900)),
         recent: Duration::from_secs(2),
         ..ok(8.0)
     };
-    let views = [with(Health::Unresponsive, 0.5), silent, idle_ams];
-    let decision = decide(
-        &views,
-        Some(current),
-        &POLICY,
-        &mut None,
-        &[],
-        Instant::now(),
-    );
-    assert_eq!(
-        decision,
-        Decision::Move {
-            to: 2,
-            reason: MoveReason::Unresponsive
-        }
-    );
-    // With nothing recent, the best eligible still wins.
     let stale_ams = View {
         answered_ago: Some(Duration::from_secs(2)),
         ..ok(8.0)
     };
-    let views = [with(Health::Unresponsive, 0.5), silent, stale_ams];
-    let decision = decide(
-        &views,
-        Some(current),
-        &POLICY,
-        &mut None,
-        &[],
-        Instant::now(),
-    );
-    assert_eq!(
-        decision,
-        Decision::Move {
-            to: 1,
-            reason: MoveReason::Unresponsive
-        }
-    );
+    // With nothing recent, the best eligible still wins.
+    for (ams, want) in [(ok(8.0), 2), (idle_ams, 2), (stale_ams, 1)] {
+        let views = [with(Health::Unresponsive, 0.5), silent, ams];
+        let current = Current {
+            index: 0,
+            failed: None,
+        };
+        let now = Instant::now();
+        let decision = decide(&views, Some(current), &POLICY, &mut None, &[], now);
+        let reason = MoveReason::Unresponsive;
+        assert_eq!(decision, Decision::Move { to: want, reason }, "{ams:?}");
+    }
 }
