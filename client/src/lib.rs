@@ -77,6 +77,10 @@ use tokio_util::task::TaskTracker;
 
 mod setup;
 
+/// Between the starts of the clients of one process: a hundred clients
+/// start over a second, not all dialling every candidate at once.
+const START_SPREAD: Duration = Duration::from_millis(10);
+
 /// Runs the client (or `--count` of them) until a stop signal or
 /// `--duration`; returns the exit code.
 pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
@@ -111,9 +115,18 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
     let count = plans.len() as u32;
     let clients: Vec<_> = plans
         .into_iter()
-        .map(|plan| {
+        .enumerate()
+        .map(|(i, plan)| {
             let client = one(args.clone(), plan, count, reporter.clone(), token.clone());
-            tokio::spawn(client)
+            let start = START_SPREAD * i as u32;
+            let stop = token.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(start) => {}
+                }
+                client.await
+            })
         })
         .collect();
     let mut outcome = Ok(());

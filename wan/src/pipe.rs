@@ -13,6 +13,11 @@ use geolb_proto::wan::{LinkConfig, LinkState, RETRANSMIT_TIMEOUT};
 
 /// Bytes read at most per chunk.
 pub const CHUNK: usize = 64 * 1024;
+/// The read buffer of a quiet direction: it doubles up to [`CHUNK`] while
+/// reads fill it, and shrinks back when they no longer do, so that the
+/// thousands of idle probe connections of a large lab cost kilobytes, not
+/// two chunks, each.
+const SMALL_READ: usize = 4 * 1024;
 /// Bytes a direction holds at most before its reader pauses (backpressure).
 pub const QUEUE: usize = 4 * 1024 * 1024;
 
@@ -89,7 +94,7 @@ async fn read<R: AsyncRead + Unpin, F: std::future::Future<Output = ()>>(
     ended: impl FnOnce() -> F,
 ) {
     let mut ended = Some(ended);
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; SMALL_READ];
     let mut last_due = Instant::now();
     loop {
         // Reserve a whole chunk first, so a full queue leaves data in the kernel.
@@ -101,7 +106,11 @@ async fn read<R: AsyncRead + Unpin, F: std::future::Future<Output = ()>>(
         let now = Instant::now();
         let item = match result {
             Ok(0) => Item::Eof,
-            Ok(n) => Item::Data(buf[..n].to_vec()),
+            Ok(n) => {
+                let data = buf[..n].to_vec();
+                resize_for(&mut buf, n);
+                Item::Data(data)
+            }
             Err(e) => Item::Failed(e),
         };
         let len = match &item {
@@ -120,6 +129,21 @@ async fn read<R: AsyncRead + Unpin, F: std::future::Future<Output = ()>>(
         if tx.send((due, item)).is_err() || last {
             return;
         }
+    }
+}
+
+/// Grows `buf` (up to [`CHUNK`]) after a read of `n` bytes that filled it,
+/// and shrinks it (down to [`SMALL_READ`]) after one that used under a quarter.
+fn resize_for(buf: &mut Vec<u8>, n: usize) {
+    let size = buf.len();
+    let next = match n {
+        n if n == size => (size * 2).min(CHUNK),
+        n if n < size / 4 => (size / 2).max(SMALL_READ),
+        _ => size,
+    };
+    if next != size {
+        buf.resize(next, 0);
+        buf.shrink_to_fit();
     }
 }
 
@@ -176,4 +200,31 @@ async fn write<W: AsyncWrite + Unpin>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_read_buffer_follows_the_reads() {
+        let mut buf = vec![0u8; SMALL_READ];
+        // Full reads double it up to a chunk.
+        let mut sizes = Vec::new();
+        for _ in 0..6 {
+            let n = buf.len();
+            resize_for(&mut buf, n);
+            sizes.push(buf.len() / 1024);
+        }
+        assert_eq!(sizes, [8, 16, 32, 64, 64, 64]);
+        // A half-full read keeps it; small ones halve it back to the floor.
+        resize_for(&mut buf, CHUNK / 2);
+        assert_eq!(buf.len(), CHUNK);
+        let mut sizes = Vec::new();
+        for _ in 0..6 {
+            resize_for(&mut buf, 6);
+            sizes.push(buf.len() / 1024);
+        }
+        assert_eq!(sizes, [32, 16, 8, 4, 4, 4]);
+    }
 }

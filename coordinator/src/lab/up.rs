@@ -184,7 +184,9 @@ async fn start(state: &mut LabState, t: &Topology, launcher: &Launcher) -> anyho
             .await?;
     }
     let total = t.clients.iter().map(|g| g.replicas as usize).sum();
-    ready::clients(&control, total, Duration::from_secs(60)).await?;
+    // A minute, and more for many clients (dialling every candidate each).
+    let wait = Duration::from_secs(60) + Duration::from_millis(60) * total as u32;
+    ready::clients(&control, total, wait).await?;
     super::dashboard::start(state).await
 }
 
