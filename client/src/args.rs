@@ -155,10 +155,10 @@ pub struct ClientArgs {
     /// Probe PING interval.
     #[arg(long, env = "GEOLB_CLIENT_PROBE_INTERVAL", default_value = "200ms")]
     pub probe_interval: WireDuration,
-    /// Once elected, candidates outside the current server's region are
-    /// probed this often instead (its region keeps `--probe-interval`: a cut
-    /// region is then seen as before); equal to `--probe-interval` turns it off.
-    #[arg(long, env = "GEOLB_CLIENT_PROBE_IDLE_INTERVAL", default_value = "1s")]
+    /// Once elected, the other candidates are probed this often instead (the
+    /// elected one keeps `--probe-interval`; when it goes silent, every
+    /// candidate gets a PING at once); equal to `--probe-interval` turns it off.
+    #[arg(long, env = "GEOLB_CLIENT_PROBE_IDLE_INTERVAL", default_value = "2s")]
     pub probe_idle_interval: WireDuration,
     /// A PING unanswered this long (or 3 x the server's average RTT, if longer) marks it unresponsive.
     #[arg(long, env = "GEOLB_CLIENT_PROBE_TIMEOUT", default_value = "600ms")]

@@ -11,7 +11,11 @@
 //!   **at once** for the best other candidate, preferring candidates that
 //!   answered a probe within their `recent` (twice their probe interval): when a whole region is cut, its other
 //!   servers have not timed out yet either, and moving to one would only
-//!   wait out a connect timeout. With no other candidate, a
+//!   wait out a connect timeout. Once elected, the other candidates are
+//!   probed only every `--probe-idle-interval`, so a server that went
+//!   *silent* is left only after a burst of probes to every candidate has
+//!   told who answers now ([`burst_settled`]); the driver then counts as
+//!   recent only the candidates that answered the burst. With no other candidate, a
 //!   lost connection is dropped, but a draining or silent one is kept (it
 //!   may still deliver, or come back).
 //! - A healthy current server is left for a better one only when some
@@ -92,6 +96,41 @@ pub struct Current {
     /// Set when the data-plane connection itself reported a failure
     /// (disconnected: `Lost`; lame-duck notice: `LameDuck`).
     pub failed: Option<MoveReason>,
+}
+
+/// The longest a burst of probes is waited for.
+pub const BURST_MAX: Duration = Duration::from_millis(500);
+/// What a candidate gets to answer a burst beyond twice its average RTT.
+pub const BURST_SLACK: Duration = Duration::from_millis(20);
+
+/// Whether a burst of probes sent `elapsed` ago (to every candidate but
+/// `current`, which went silent) has told enough: every healthy candidate
+/// answered, or had twice its average RTT + [`BURST_SLACK`] to answer, or
+/// is slower on average than one that answered; at most [`BURST_MAX`].
+pub fn burst_settled(views: &[View], current: usize, elapsed: Duration) -> bool {
+    let answered = |v: &View| v.answered_ago.is_some_and(|ago| ago <= elapsed);
+    let others: Vec<&View> = views
+        .iter()
+        .enumerate()
+        .filter(|(i, v)| *i != current && v.health == Health::Healthy)
+        .map(|(_, v)| v)
+        .collect();
+    let best_answered = others
+        .iter()
+        .filter(|v| answered(v))
+        .filter_map(|v| v.rtt_ms)
+        .reduce(f64::min);
+    let had_its_chance = |v: &View| {
+        let chance = v.rtt_ms.map_or(BURST_MAX, |ms| {
+            Duration::from_secs_f64(ms * 2.0 / 1000.0) + BURST_SLACK
+        });
+        elapsed >= chance.min(BURST_MAX)
+    };
+    let slower = |v: &View| matches!((v.rtt_ms, best_answered), (Some(r), Some(b)) if r >= b);
+    elapsed >= BURST_MAX
+        || others
+            .iter()
+            .all(|v| answered(v) || had_its_chance(v) || slower(v))
 }
 
 /// Whether `view` may be elected.

@@ -267,3 +267,47 @@ fn failover_prefers_candidates_that_answered_recently() {
         assert_eq!(decision, Decision::Move { to: want, reason }, "{ams:?}");
     }
 }
+
+#[test]
+fn a_burst_waits_for_the_candidates_that_could_still_answer() {
+    let ms = Duration::from_millis;
+    // lon-1 (current) went silent; lon-2 (0.5 ms) and ams (8 ms) were probed
+    // a burst `elapsed` ago; `answered` says who answered it.
+    let view = |rtt: f64, answered: Option<u64>| View {
+        answered_ago: Some(answered.map_or(ms(900), ms)),
+        ..ok(rtt)
+    };
+    let cases = [
+        // Nobody yet: lon-2 still has time (2 x 0.5 + 20 ms).
+        (ms(10), None, None, false),
+        // ams answered, lon-2 not and its time is up: a cut region.
+        (ms(25), None, Some(2), true),
+        // ams answered but lon-2, faster, may still answer.
+        (ms(15), None, Some(2), false),
+        // lon-2 answered: it beats everything left.
+        (ms(5), Some(1), None, true),
+        // Nobody at all, and every chance is over (ams: 2 x 8 + 20 ms).
+        (ms(40), None, None, true),
+        (ms(30), None, None, false),
+    ];
+    for (elapsed, lon2, ams, want) in cases {
+        let views = [
+            with(Health::Unresponsive, 0.5),
+            view(0.5, lon2),
+            view(8.0, ams),
+        ];
+        assert_eq!(
+            burst_settled(&views, 0, elapsed),
+            want,
+            "{elapsed:?} lon-2 {lon2:?} ams {ams:?}"
+        );
+    }
+    // A candidate with no RTT yet is waited for until the cap.
+    let unknown = View {
+        rtt_ms: None,
+        ..view(1.0, None)
+    };
+    let views = [with(Health::Unresponsive, 0.5), unknown];
+    assert!(!burst_settled(&views, 0, ms(499)));
+    assert!(burst_settled(&views, 0, BURST_MAX));
+}

@@ -2,7 +2,8 @@
 //! INFO, send CONNECT and PING, then one PING per interval (never two
 //! outstanding) and time the PONG. The interval is the table's cadence for
 //! the candidate ([`Table::interval`]): `interval` until an election and
-//! for the elected server's region, `idle_interval` for the others.
+//! for the elected server, `idle_interval` for the others; and one at once
+//! on a burst ([`Table::burst`]).
 //!
 //! - A PONG within the timeout is a sample; the timeout is
 //!   max(`--probe-timeout`, 3 x the candidate's average RTT).
@@ -29,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 /// The probers' parameters.
 #[derive(Debug, Clone, Copy)]
 pub struct ProbeParams {
-    /// PING interval (before an election, and for the elected server's region).
+    /// PING interval (before an election, and for the elected server).
     pub interval: Duration,
     /// PING interval of the other candidates once one is elected.
     pub idle_interval: Duration,
@@ -117,14 +118,14 @@ async fn session(
         return e.into();
     }
     table.connected(index, info);
-    if let Err(e) = wire.send(b"PING\r\n").await {
-        return e.into();
-    }
-    table.pinged();
-    let mut last_sent = Instant::now();
+    let mut last_sent = match ping(&mut wire, table).await {
+        Ok(sent) => sent,
+        Err(end) => return end,
+    };
     let mut outstanding = Some(last_sent);
     let mut marked = false;
     let mut elections = table.elections();
+    let mut bursts = table.bursts();
     loop {
         // Awake when the outstanding PING times out or gives up, else when
         // the next one is due at this candidate's cadence.
@@ -164,6 +165,16 @@ async fn session(
             }
             // A new election changes the cadence: wake to recompute.
             _ = elections.changed() => {}
+            // The driver wants to know who answers now.
+            _ = bursts.changed() => {
+                if outstanding.is_none() {
+                    match ping(&mut wire, table).await {
+                        Ok(sent) => last_sent = sent,
+                        Err(end) => return end,
+                    }
+                    outstanding = Some(last_sent);
+                }
+            }
             _ = tokio::time::sleep_until(wake.into()) => {
                 let now = Instant::now();
                 match outstanding {
@@ -178,17 +189,23 @@ async fn session(
                         }
                     }
                     None => {
-                        if let Err(e) = wire.send(b"PING\r\n").await {
-                            return e.into();
+                        match ping(&mut wire, table).await {
+                            Ok(sent) => last_sent = sent,
+                            Err(end) => return end,
                         }
-                        table.pinged();
-                        last_sent = now;
-                        outstanding = Some(now);
+                        outstanding = Some(last_sent);
                     }
                 }
             }
         }
     }
+}
+
+/// Sends one PING and counts it; when it went.
+async fn ping(wire: &mut Wire, table: &Table) -> Result<Instant, ProbeEnd> {
+    wire.send(b"PING\r\n").await?;
+    table.pinged();
+    Ok(Instant::now())
 }
 
 /// The unanswered-PING timeout of candidate `index`.

@@ -11,7 +11,7 @@
 
 use super::backoff::Backoff;
 use super::context::Context;
-use super::election::{decide, Current, Decision, Policy};
+use super::election::{burst_settled, decide, Current, Decision, Policy};
 use super::session::{Link, LinkEvent, LinkOptions};
 use async_nats::Event;
 use geolb_proto::client::MoveReason;
@@ -54,7 +54,12 @@ struct Driver {
     cut_off: Option<MoveReason>,
     better_since: Option<Instant>,
     skip: Vec<(usize, Instant)>,
+    /// When the burst of probes after the current server went silent was sent.
+    burst: Option<Instant>,
 }
+
+/// How often the driver looks at a burst's answers.
+const BURST_POLL: Duration = Duration::from_millis(5);
 
 /// Runs until `token` is cancelled, then drains the connection.
 pub async fn drive(ctx: Arc<Context>, params: RttParams, token: CancellationToken) {
@@ -74,6 +79,7 @@ pub async fn drive(ctx: Arc<Context>, params: RttParams, token: CancellationToke
         cut_off: None,
         better_since: None,
         skip: Vec::new(),
+        burst: None,
     };
     loop {
         tokio::select! {
@@ -82,6 +88,7 @@ pub async fn drive(ctx: Arc<Context>, params: RttParams, token: CancellationToke
             Some((generation, event)) = event_rx.recv() => driver.on_event(generation, event),
             _ = table.changed.notified() => {}
             _ = tick.tick() => {}
+            _ = tokio::time::sleep(BURST_POLL), if driver.burst.is_some() => {}
         }
         if driver.link.is_none() && started.elapsed() < driver.params.election_window {
             continue;
@@ -117,12 +124,12 @@ impl Driver {
         let now = Instant::now();
         self.skip.retain(|(_, until)| *until > now);
         let skip: Vec<usize> = self.skip.iter().map(|(i, _)| *i).collect();
-        let views = self.ctx.table.views(now);
+        let mut views = self.ctx.table.views(now);
         let current = self.link.as_ref().map(|l| Current {
             index: l.index,
             failed: self.failed,
         });
-        let decision = decide(
+        let mut decision = decide(
             &views,
             current,
             &self.params.policy,
@@ -130,6 +137,41 @@ impl Driver {
             &skip,
             now,
         );
+        // A silent server: ask every candidate first, and trust only those
+        // that answer (the others were last heard up to an idle interval ago).
+        let silent = matches!(
+            decision,
+            Decision::Move {
+                reason: MoveReason::Unresponsive,
+                ..
+            }
+        );
+        match (silent, self.burst, current) {
+            (false, _, _) | (true, _, None) => self.burst = None,
+            (true, None, Some(_)) => {
+                self.ctx.table.burst();
+                self.burst = Some(now);
+                return;
+            }
+            (true, Some(sent), Some(current)) => {
+                let elapsed = now.saturating_duration_since(sent);
+                if !burst_settled(&views, current.index, elapsed) {
+                    return;
+                }
+                for view in &mut views {
+                    view.recent = elapsed;
+                }
+                self.burst = None;
+                decision = decide(
+                    &views,
+                    Some(current),
+                    &self.params.policy,
+                    &mut self.better_since,
+                    &skip,
+                    now,
+                );
+            }
+        }
         match decision {
             Decision::Stay => {}
             Decision::Leave { reason } => self.leave(reason),

@@ -35,13 +35,15 @@ pub struct Table {
     pub changed: Notify,
     /// The elected candidate, if any (it sets the probers' cadence).
     elected: watch::Sender<Option<usize>>,
+    bursts: watch::Sender<u64>,
     cadence: Cadence,
     pings: AtomicU64,
 }
 
-/// How often candidates are probed: `fast` while nothing is elected, for
-/// the elected candidate and for the others of its region (a cut region is
-/// seen as soon as before), `idle` for the rest.
+/// How often candidates are probed: `fast` while nothing is elected and for
+/// the elected candidate (its silence is seen within `fast` + the probe
+/// timeout), `idle` for the others, which the driver probes at once with a
+/// burst ([`Table::burst`]) when it must choose where to go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cadence {
     /// `--probe-interval`.
@@ -77,6 +79,7 @@ impl Table {
             own_region: own_region.to_string(),
             changed: Notify::new(),
             elected: watch::Sender::new(None),
+            bursts: watch::Sender::new(0),
             cadence: Cadence {
                 fast: Duration::from_millis(200),
                 idle: Duration::from_millis(200),
@@ -100,6 +103,16 @@ impl Table {
         });
     }
 
+    /// Asks every prober for a PING now (one with a PING outstanding waits for it).
+    pub fn burst(&self) {
+        self.bursts.send_modify(|n| *n += 1);
+    }
+
+    /// Bursts asked for, for the probers.
+    pub fn bursts(&self) -> watch::Receiver<u64> {
+        self.bursts.subscribe()
+    }
+
     /// Changes of the elected candidate, for the probers.
     pub fn elections(&self) -> watch::Receiver<Option<usize>> {
         self.elected.subscribe()
@@ -108,7 +121,7 @@ impl Table {
     /// How often candidate `i` is probed now.
     pub fn interval(&self, i: usize) -> Duration {
         let elected = *self.elected.borrow();
-        self.with(|e| interval_of(&self.cadence, e, elected, i))
+        interval_of(&self.cadence, elected, i)
     }
 
     /// Counts one PING sent.
@@ -225,7 +238,7 @@ impl Table {
             (0..e.len())
                 .map(|i| {
                     let entry = &e[i];
-                    let interval = interval_of(&self.cadence, e, elected, i);
+                    let interval = interval_of(&self.cadence, elected, i);
                     let fresh_for = self.fresh_for.max(interval.mul_f64(2.5));
                     View {
                         own_region: entry.server.region == self.own_region,
@@ -296,11 +309,11 @@ fn health(entry: &Entry) -> Health {
     }
 }
 
-/// `fast` while nothing is elected, for the elected candidate and the
-/// others of its region; `idle` for the rest.
-fn interval_of(cadence: &Cadence, entries: &[Entry], elected: Option<usize>, i: usize) -> Duration {
-    match elected.and_then(|at| entries.get(at)) {
-        Some(current) if current.server.region != entries[i].server.region => cadence.idle,
+/// `fast` while nothing is elected and for the elected candidate; `idle`
+/// for the others.
+fn interval_of(cadence: &Cadence, elected: Option<usize>, i: usize) -> Duration {
+    match elected {
+        Some(at) if at != i => cadence.idle,
         _ => cadence.fast,
     }
 }
@@ -332,7 +345,7 @@ mod tests {
     }
 
     #[test]
-    fn the_elected_region_is_probed_fast_the_rest_at_idle() {
+    fn the_elected_server_is_probed_fast_the_rest_at_idle() {
         let ms = Duration::from_millis;
         let servers = ["a=h:1", "a=h:2", "b=h:3"].map(|s| parse_one(s, Transport::Tcp).unwrap());
         let t = Table::new(&servers, "a", 3, Duration::from_secs(2)).with_cadence(Cadence {
@@ -342,7 +355,7 @@ mod tests {
         let intervals = |t: &Table| (0..3).map(|i| t.interval(i)).collect::<Vec<_>>();
         let cases = [
             (None, [ms(200), ms(200), ms(200)]),
-            (Some(0), [ms(200), ms(200), ms(1000)]),
+            (Some(0), [ms(200), ms(1000), ms(1000)]),
             (Some(2), [ms(1000), ms(1000), ms(200)]),
         ];
         for (elected, want) in cases {

@@ -138,7 +138,7 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
             probe_rate,
             "1/s",
             None,
-            "PINGs a client sends, from its records: 5/s to its own region's 3 servers, 1/s to the 6 others (all 9 at 5/s: 45)",
+            "PINGs a client sends, from its records: 5/s to its server, 0.5/s to the 8 others (all 9 at 5/s: 45)",
         );
         let target =
             (per_process > 1 && size.per_region >= 300).then_some(3.0 * NEXT_RTT_MS + 50.0);
