@@ -4,8 +4,10 @@ SHELL := bash
 .DEFAULT_GOAL := build
 
 CARGO ?= cargo
-# Pinned nats-server versions: the lab default, the previous minor and the upgrade target.
-NATS_VERSIONS ?= 2.11.11 2.12.8 2.14.6
+# Pinned nats-server versions: the previous minor, the lab default and the
+# upgrade target. The default is written once, in proto/src/lib.rs.
+NATS_DEFAULT_VERSION := $(shell sed -n 's/^pub const DEFAULT_NATS_VERSION: &str = "\(.*\)";$$/\1/p' proto/src/lib.rs)
+NATS_VERSIONS ?= 2.11.11 $(NATS_DEFAULT_VERSION) 2.14.6
 # SeaweedFS: `weed mini` is the S3 server of the archive tests and benchmarks.
 SEAWEEDFS_VERSION ?= 4.48
 

@@ -6,9 +6,10 @@ ARG BASE=scratch
 FROM ${BASE}
 # The version the container runs; every version in the context's
 # nats-server/ folder is installed, so `upgrade {to: VERSION}` finds them.
-ARG NATS_VERSION=2.12.8
+# scripts/build-images.sh passes both (the default from proto/src/lib.rs).
+ARG NATS_VERSION
 # Every version installed (space separated), as a label for `geolb lab up --docker`.
-ARG NATS_VERSIONS=2.12.8
+ARG NATS_VERSIONS
 COPY geolb-agent /usr/local/bin/geolb-agent
 COPY nats-server/ /opt/nats-server/
 COPY nats-server.conf /etc/nats/nats-server.conf

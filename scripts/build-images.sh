@@ -14,14 +14,18 @@ set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 agent="${AGENT_BIN:-$repo_root/target/x86_64-unknown-linux-gnu/release/geolb-agent}"
-nats_version="${NATS_VERSION:-2.12.8}"
-read -r -a versions <<< "${NATS_VERSIONS:-2.12.8 2.14.6}"
+# The default version is written once, in proto/src/lib.rs (DEFAULT_NATS_VERSION).
+default_version="$(sed -n 's/^pub const DEFAULT_NATS_VERSION: &str = "\(.*\)";$/\1/p' "$repo_root/proto/src/lib.rs")"
+nats_version="${NATS_VERSION:-$default_version}"
+read -r -a versions <<< "${NATS_VERSIONS:-$nats_version 2.14.6}"
 base="${BASE:-scratch}"
 tag="${IMAGE_TAG:-latest}"
 servers="$repo_root/.tools/nats-server"
 context="$repo_root/target/images"
 
 die() { echo "build-images: error: $*" >&2; exit 1; }
+
+[[ -n "$nats_version" ]] || die "no DEFAULT_NATS_VERSION in $repo_root/proto/src/lib.rs; set NATS_VERSION"
 
 if ! docker info >/dev/null 2>&1; then
     [[ "${1:-}" == "--if-engine" ]] || die "no usable Docker engine (is dockerd running, may you use its socket?)"

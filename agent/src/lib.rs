@@ -13,6 +13,7 @@
 //! - [`run`]: wiring and the exit code.
 //! - [`supervisor`]: the actor owning the child processes (spawn, reap,
 //!   restart, stop modes, flap, scale).
+//! - [`drain`]: the lame-duck drain policy of both, one pure step function.
 //! - [`container`]: `run --container`, a sibling container driven through
 //!   the Docker API with the same verbs and events.
 //! - [`target`]: the process or container behind one set of verbs.
@@ -41,6 +42,7 @@ pub mod commands;
 #[cfg(feature = "docker")]
 pub mod container;
 pub mod control;
+pub mod drain;
 pub mod fly;
 pub mod front;
 pub mod geodns;

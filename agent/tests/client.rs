@@ -2,104 +2,25 @@
 //! failover from a paused server, the return after the hold, a lame-duck
 //! move without a gap, the stock `random` strategy, and bad input.
 //!
-//! Self-contained: servers are started from `.tools/nats-server/<version>`
-//! on free ports and killed on drop; region "b" sits behind a small TCP
+//! Servers are the testkit's (`.tools/nats-server/<version>` on free
+//! ports, killed on drop); region "b" sits behind a small TCP
 //! proxy adding 5 ms each way, so "a" is clearly the nearest.
 
 use geolb_proto::client::{ClientMove, ClientRecord, ClientStatus, MoveReason};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use geolb_testkit::{default_version, free_port, wait_for, NatsServer, ProcessGuard, ServerConfig};
+use nix::sys::signal::Signal;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const VERSION: &str = "2.12.8";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A nats-server process, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Server {
-    fn start(name: &str) -> Server {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let bin = root
-            .join(".tools/nats-server")
-            .join(VERSION)
-            .join("nats-server");
-        assert!(
-            bin.is_file(),
-            "nats-server {VERSION} not found in .tools/; run `make tools`"
-        );
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!(
-            "geolb-client-test-{}-{name}-{port}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let conf = dir.join("nats.conf");
-        let text =
-            format!("server_name: {name}\nlisten: 127.0.0.1:{port}\nlame_duck_grace_period: 1s\n");
-        std::fs::write(&conf, text).unwrap();
-        let log = std::fs::File::create(dir.join("nats.log")).unwrap();
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let server = Server { child, port, dir };
-        server.wait_ready();
-        server
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
-                let mut buf = [0u8; 4];
-                if s.read_exact(&mut buf).is_ok() && &buf == b"INFO" {
-                    return;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("nats-server on port {} did not start", self.port);
-    }
-
-    fn signal(&self, sig: Signal) {
-        kill(Pid::from_raw(self.child.id() as i32), sig).unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.signal_quiet(Signal::SIGCONT);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Server {
-    fn signal_quiet(&self, sig: Signal) -> nix::Result<()> {
-        kill(Pid::from_raw(self.child.id() as i32), sig)
-    }
+/// A nats-server named `name` on free ports, lame duck closing clients after 1 s.
+fn server(name: &str) -> NatsServer {
+    let mut config = ServerConfig::default().server_name(name);
+    config.lame_duck_grace_period = Some(Duration::from_secs(1));
+    NatsServer::start(default_version(), config)
 }
 
 /// A TCP proxy adding `one_way` delay in each direction; returns its port.
@@ -147,22 +68,22 @@ async fn pump(
 
 /// The client under test; its stdout records are collected; killed on drop.
 struct Client {
-    child: Child,
+    process: ProcessGuard,
     records: Arc<Mutex<Vec<ClientRecord>>>,
 }
 
 impl Client {
     fn start(args: &[&str]) -> Client {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_geolb-agent"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_geolb-agent"));
+        command
             .arg("client")
             .args(args)
             .env_remove("GEOLB_REPORT_SOCKET")
             .env_remove("GEOLB_REPLICA")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
+            .stderr(Stdio::inherit());
+        let mut process = ProcessGuard::spawn("geolb-agent client", &mut command).unwrap();
+        let stdout = process.child_mut().stdout.take().unwrap();
         let records = Arc::new(Mutex::new(Vec::new()));
         let sink = records.clone();
         std::thread::spawn(move || {
@@ -172,7 +93,7 @@ impl Client {
                 sink.lock().unwrap().push(record);
             }
         });
-        Client { child, records }
+        Client { process, records }
     }
 
     fn moves(&self) -> Vec<ClientMove> {
@@ -194,18 +115,8 @@ impl Client {
 
     /// Waits for the `nth` move (0-based) and returns it.
     async fn wait_move(&self, nth: usize, within: Duration) -> ClientMove {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(m) = self.moves().get(nth) {
-                return m.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no move #{nth} within {within:?}: {:?}",
-                self.moves()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let what = format!("move #{nth}");
+        wait_for(&what, within, || async { self.moves().get(nth).cloned() }).await
     }
 
     /// Waits for a status record satisfying `ok`.
@@ -214,38 +125,17 @@ impl Client {
         within: Duration,
         ok: impl Fn(&ClientStatus) -> bool,
     ) -> ClientStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(s) = self.last_status().filter(|s| ok(s)) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no such status within {within:?}: {:?}",
-                self.last_status()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for("a status record as wanted", within, || async {
+            self.last_status().filter(|s| ok(s))
+        })
+        .await
     }
 
     /// SIGTERM, then the exit code (within 10 s).
-    fn stop(&mut self) -> Option<i32> {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    async fn stop(&mut self) -> Option<i32> {
+        self.process.signal(Signal::SIGTERM).unwrap();
+        let status = self.process.wait_exit(Duration::from_secs(10)).await;
+        status.and_then(|s| s.code())
     }
 }
 
@@ -255,10 +145,13 @@ fn url(port: u16) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtt_fails_over_from_a_paused_server_returns_and_moves_on_lame_duck() {
-    let a = Server::start("a-1");
-    let b = Server::start("b-1");
-    let b_far = delay_proxy(b.port, Duration::from_millis(5)).await;
-    let (server_a, server_b) = (format!("a={}", url(a.port)), format!("b={}", url(b_far)));
+    let a = server("a-1");
+    let b = server("b-1");
+    let b_far = delay_proxy(b.client_port(), Duration::from_millis(5)).await;
+    let (server_a, server_b) = (
+        format!("a={}", url(a.client_port())),
+        format!("b={}", url(b_far)),
+    );
     let mut client = Client::start(&[
         "--id",
         "rtt-test",
@@ -275,7 +168,7 @@ async fn rtt_fails_over_from_a_paused_server_returns_and_moves_on_lame_duck() {
         "--hold",
         "2s",
     ]);
-    let at_a = |m: &ClientMove| m.to.as_ref().map(|s| s.url.clone()) == Some(url(a.port));
+    let at_a = |m: &ClientMove| m.to.as_ref().map(|s| s.url.clone()) == Some(url(a.client_port()));
     let at_b = |m: &ClientMove| m.to.as_ref().map(|s| s.url.clone()) == Some(url(b_far));
 
     let first = client.wait_move(0, Duration::from_secs(10)).await;
@@ -287,7 +180,7 @@ async fn rtt_fails_over_from_a_paused_server_returns_and_moves_on_lame_duck() {
         .await;
 
     // A grey failure: TCP stays open, nothing answers.
-    a.signal(Signal::SIGSTOP);
+    a.signal(Signal::SIGSTOP).unwrap();
     let paused = Instant::now();
     let away = client.wait_move(1, Duration::from_secs(5)).await;
     let detected = paused.elapsed();
@@ -299,14 +192,14 @@ async fn rtt_fails_over_from_a_paused_server_returns_and_moves_on_lame_duck() {
     );
 
     // A answers again: back after the hold, without a gap.
-    a.signal(Signal::SIGCONT);
+    a.signal(Signal::SIGCONT).unwrap();
     let back = client.wait_move(2, Duration::from_secs(20)).await;
     assert_eq!(back.reason, MoveReason::Better, "{back:?}");
     assert!(at_a(&back), "{back:?}");
     assert_eq!(back.gap_ms, 0);
 
     // Lame duck: make-before-break to B.
-    a.signal(Signal::SIGUSR2);
+    a.signal(Signal::SIGUSR2).unwrap();
     let drained = client.wait_move(3, Duration::from_secs(5)).await;
     assert_eq!(drained.reason, MoveReason::LameDuck, "{drained:?}");
     assert!(at_b(&drained), "{drained:?}");
@@ -317,7 +210,7 @@ async fn rtt_fails_over_from_a_paused_server_returns_and_moves_on_lame_duck() {
     assert_eq!(status.strategy, "rtt");
     assert_eq!(status.candidates.len(), 2);
 
-    assert_eq!(client.stop(), Some(0));
+    assert_eq!(client.stop().await, Some(0));
     let last = client.records.lock().unwrap().last().cloned();
     assert!(
         matches!(last, Some(ClientRecord::Status(_))),
@@ -328,9 +221,12 @@ async fn rtt_fails_over_from_a_paused_server_returns_and_moves_on_lame_duck() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_strategy_connects_and_reports() {
-    let a = Server::start("a-1");
-    let b = Server::start("b-1");
-    let (server_a, server_b) = (format!("a={}", url(a.port)), format!("b={}", url(b.port)));
+    let a = server("a-1");
+    let b = server("b-1");
+    let (server_a, server_b) = (
+        format!("a={}", url(a.client_port())),
+        format!("b={}", url(b.client_port())),
+    );
     let mut client = Client::start(&[
         "--id",
         "random-test",
@@ -350,7 +246,10 @@ async fn random_strategy_connects_and_reports() {
     let first = client.wait_move(0, Duration::from_secs(10)).await;
     assert_eq!(first.reason, MoveReason::Initial);
     let to = first.to.expect("connected");
-    assert!([url(a.port), url(b.port)].contains(&to.url), "{to:?}");
+    assert!(
+        [url(a.client_port()), url(b.client_port())].contains(&to.url),
+        "{to:?}"
+    );
     let status = client
         .wait_status(Duration::from_secs(10), |s| {
             s.traffic.received > 5 && s.server.is_some()
@@ -358,7 +257,7 @@ async fn random_strategy_connects_and_reports() {
         .await;
     assert_eq!(status.strategy, "random");
     assert_eq!(status.traffic.lost, 0);
-    assert_eq!(client.stop(), Some(0));
+    assert_eq!(client.stop().await, Some(0));
 }
 
 #[test]
@@ -414,7 +313,7 @@ async fn nothing_answering_is_reported_without_a_busy_loop() {
     let status = client.last_status().expect("status records");
     assert!(status.server.is_none());
     assert!(status.candidates.iter().all(|c| !c.healthy));
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", client.child.id())).unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", client.process.pid())).unwrap();
     let fields: Vec<&str> = stat
         .rsplit(')')
         .next()
@@ -424,6 +323,6 @@ async fn nothing_answering_is_reported_without_a_busy_loop() {
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     assert!(ticks < 100, "{ticks} CPU ticks in 4 s: a busy loop?");
     assert!(client.moves().is_empty());
-    assert_eq!(client.stop(), Some(0));
+    assert_eq!(client.stop().await, Some(0));
     std::io::stdout().flush().unwrap();
 }

@@ -3,6 +3,14 @@
 //! (a sibling container supervised through the API). One place connects,
 //! negotiates the API version and turns the engine's failures into errors
 //! that say what to do next.
+//!
+//! # Layout
+//! - this file: [`Engine`] (the connection, the API version, required images),
+//!   [`EngineError`] and [`OWNER_LABEL`].
+//! - `container`: one container through the API: its state, signals, stop,
+//!   start and pause ([`ContainerStatus`]).
+//! - `recreate`: a container recreated from another image with the same
+//!   configuration (the container mode's `upgrade`).
 
 use bollard::Docker;
 use std::time::Duration;

@@ -64,6 +64,11 @@ pub use status::{AgentStatus, ChildState, ExitInfo, FlapPhase, FlapStatus, Repli
 /// Version of every record on the wire; bumped on an incompatible change.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The nats-server version a lab, an image and the tests run unless told
+/// otherwise; `make tools` installs it (the Makefile and the image build
+/// read it from this line).
+pub const DEFAULT_NATS_VERSION: &str = "2.12.8";
+
 /// Milliseconds since the Unix epoch, the timestamp unit of every record.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -2,11 +2,11 @@
 //! command, and `geolb` runs whose output tests read.
 //!
 //! ```no_run
-//! use geolb_tests::{agent::AgentBuilder, ServerConfig};
-//! let control = geolb_tests::NatsServer::start("2.12.8", ServerConfig::default().jetstream());
+//! use geolb_tests::{agent::AgentBuilder, default_version, ServerConfig};
+//! let control = geolb_tests::NatsServer::start(default_version(), ServerConfig::default().jetstream());
 //! let (agent, server) = AgentBuilder::new("lon-1", "lon")
 //!     .control(&control.client_url())
-//!     .server("2.12.8", ServerConfig::default().server_name("lon-1"));
+//!     .server(default_version(), ServerConfig::default().server_name("lon-1"));
 //! ```
 
 use crate::config::ServerConfig;

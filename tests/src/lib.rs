@@ -13,16 +13,13 @@
 //! ```
 //!
 //! # Layout
-//! - [`tools`]: paths of the pinned nats-server binaries (`make tools`) and of our binaries.
-//! - [`ports`]: `free_port`, never the same port twice in one process.
-//! - [`wait`]: `wait_for` (poll with backoff) and `with_timeout`.
+//! - [`tools`], [`ports`], [`wait`], [`http`], [`config`], [`server`] and
+//!   [`process`] are the [`geolb_testkit`] crate's (binaries, free ports,
+//!   polling, `ServerConfig`, `NatsServer`, `ProcessGuard`), re-exported
+//!   here; the agent's and the WAN emulator's tests use that crate directly.
 //! - [`lab_dir`]: `LabDir`, a `geolb lab` directory brought down on `Drop`.
-//! - [`http`]: a tiny HTTP/1.0 GET for the monitoring endpoints.
-//! - [`config`]: `ServerConfig`, rendered to nats-server config text.
-//! - [`server`]: `NatsServer`, one process.
 //! - [`cluster`]: `Cluster`, servers joined by routes.
 //! - [`supercluster`]: `SuperCluster`, clusters joined by gateways.
-//! - [`process`]: `ProcessGuard`, kills a spawned process tree on `Drop`.
 //! - [`browser`]: `Browser`, a headless Chromium through chromedriver (fantoccini), with screenshots.
 //! - [`dashboard`]: `DashboardProc`, a `geolb dashboard` on a free port, and sample reports.
 //! - [`agent`]: `geolb-agent run` around a server or command, and `geolb` runs.
@@ -44,26 +41,21 @@ pub mod agent;
 pub mod archive;
 pub mod browser;
 pub mod cluster;
-pub mod config;
 pub mod dashboard;
 pub mod dns;
 pub mod docker;
 pub mod geo;
 pub mod hand_fleet;
-pub mod http;
 pub mod lab_dir;
 pub mod netns;
 pub mod objects;
 pub mod pki;
-pub mod ports;
-pub mod process;
 pub mod procfs;
 pub mod s3;
 pub mod secure;
-pub mod server;
 pub mod supercluster;
-pub mod tools;
-pub mod wait;
+
+pub use geolb_testkit::{config, http, ports, process, server, tools, wait};
 
 pub use cluster::Cluster;
 pub use config::ServerConfig;

@@ -28,7 +28,12 @@ const STEP: Duration = Duration::from_secs(15);
 /// Upper bound for the clients to report a state.
 const SETTLE: Duration = Duration::from_secs(30);
 /// The nats-server the server image runs (its default version).
-const NATS_SERVER: &str = "/opt/nats-server/2.12.8/nats-server";
+fn nats_server() -> String {
+    format!(
+        "/opt/nats-server/{}/nats-server",
+        geolb_tests::default_version()
+    )
+}
 /// Client replicas in the client container.
 const REPLICAS: usize = 4;
 
@@ -146,6 +151,7 @@ impl<'a> Lab<'a> {
     /// Plain nats-server on the control plane, its port published on 127.0.0.1.
     fn control(&self) -> String {
         let name = self.guard.name("control");
+        let nats_server = nats_server();
         self.guard.run(&[
             "--network",
             &self.net,
@@ -154,7 +160,7 @@ impl<'a> Lab<'a> {
             "-p",
             "127.0.0.1::4222",
             "--entrypoint",
-            NATS_SERVER,
+            &nats_server,
             SERVER_IMAGE,
             "-p",
             "4222",

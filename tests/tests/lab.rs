@@ -61,7 +61,7 @@ fn a_lab_runs_a_scenario_and_keeps_its_report() {
         .as_str()
         .unwrap()
         .starts_with("nats://127.0.0.1:"));
-    assert_servers(&status, 4, "2.12.8");
+    assert_servers(&status, 4, geolb_tests::default_version());
     let identities = status["identities"].as_array().unwrap();
     for name in [
         "coordinator",

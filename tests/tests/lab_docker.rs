@@ -62,7 +62,7 @@ fn the_lab_runs_in_containers_and_leaves_nothing() {
     assert_eq!(ours("network", &owner).len(), 4, "control and 3 regions");
 
     let status = lab.json(&["lab", "status", "--json"]);
-    assert_servers(&status, 9, "2.12.8");
+    assert_servers(&status, 9, geolb_tests::default_version());
     assert_eq!(status["processes"], "17/17");
     let clients = status["clients"].as_array().unwrap();
     for c in clients.iter().filter(|c| c["strategy"] == "rtt") {

@@ -3,6 +3,9 @@
 //! could: status records are published on `geolb.client.<region>.<id>` and
 //! kept in the metrics, moves become `client_moved` events, and malformed
 //! datagrams are ignored.
+//!
+//! Needs `python3` on the PATH (standard library only; on Debian `apt-get
+//! install python3`); without it the test fails saying so.
 
 use futures::StreamExt;
 use geolb_proto::client::{ClientRecord, MoveReason};
@@ -31,8 +34,22 @@ while True:
     time.sleep(0.1)
 "#;
 
+/// Panics with what to install when `python3` cannot run.
+fn require_python3() {
+    let found = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    assert!(
+        found,
+        "this test drives the report channel from a Python client and needs python3 on the PATH; \
+         install it (Debian: `apt-get install python3`)"
+    );
+}
+
 #[tokio::test]
 async fn a_foreign_client_reports_through_the_agent() {
+    require_python3();
     let control = NatsServer::start(default_version(), ServerConfig::default());
     let url = control.client_url();
     let nats = async_nats::connect(&url).await.expect("connect");

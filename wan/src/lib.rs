@@ -34,7 +34,8 @@
 //!   tokio timers round up to whole milliseconds; zero delays skip it.
 //!
 //! # Layout
-//! - [`config`]: `LinkConfig` and `LinkState`, serde as milliseconds.
+//! - `LinkConfig` and `LinkState` (serde as milliseconds) are the wire
+//!   protocol's, [`geolb_proto::wan`], re-exported here.
 //! - [`link`]: `Link`, one listener and its connections; `LinkStats`.
 //! - [`emulator`]: `Emulator`, links by name.
 //! - [`timer`]: `sleep_until`, the precise timer.

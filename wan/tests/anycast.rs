@@ -58,7 +58,7 @@ impl Fixture {
     async fn start() -> Fixture {
         let mut servers = Vec::new();
         for id in ["lon-1", "lon-2", "ams-1", "dfw-1"] {
-            servers.push((id.to_string(), NatsServer::start().await));
+            servers.push((id.to_string(), common::nats_server()));
         }
         let wan = Emulator::new();
         let mut specs = Vec::new();
@@ -69,13 +69,13 @@ impl Fixture {
                     .add(
                         "cl:dfw-1",
                         common::any_addr(),
-                        server.addr,
+                        server.client_addr(),
                         LinkConfig::default(),
                     )
                     .await
                     .unwrap()
                     .to_string(),
-                _ => server.addr.to_string(),
+                _ => server.client_addr().to_string(),
             };
             let dial: BTreeMap<String, String> = ["lon", "ams", "dfw"]
                 .iter()
@@ -121,7 +121,7 @@ impl Fixture {
         let id = self
             .servers
             .iter()
-            .find(|(_, s)| s.addr.port() == port)
+            .find(|(_, s)| s.client_port() == port)
             .map(|(id, _)| id.clone());
         id.ok_or_else(|| format!("port {port} is no server of the fixture"))
     }

@@ -4,18 +4,18 @@ mod common;
 
 use std::time::Duration;
 
-use common::{any_addr, diff_ms, ms, tolerance, Nats, NatsServer};
+use common::{any_addr, diff_ms, ms, nats_server, tolerance, Nats};
 use geolb_wan::{Link, LinkConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_connection_follows_a_delay_change() {
-    let server = NatsServer::start().await;
-    let mut direct = Nats::connect(server.addr).await.unwrap();
+    let server = nats_server();
+    let mut direct = Nats::connect(server.client_addr()).await.unwrap();
     let (before, after) = (Duration::from_millis(2), Duration::from_millis(20));
     let link = Link::start(
         "change",
         any_addr(),
-        server.addr,
+        server.client_addr(),
         LinkConfig::symmetric(before),
     )
     .await

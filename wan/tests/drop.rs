@@ -4,16 +4,21 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{any_addr, Nats, NatsServer};
+use common::{any_addr, nats_server, Nats};
 use geolb_wan::{Link, LinkConfig};
 use tokio::net::TcpStream;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_closes_everything() {
-    let server = NatsServer::start().await;
-    let link = Link::start("drop", any_addr(), server.addr, LinkConfig::default())
-        .await
-        .unwrap();
+    let server = nats_server();
+    let link = Link::start(
+        "drop",
+        any_addr(),
+        server.client_addr(),
+        LinkConfig::default(),
+    )
+    .await
+    .unwrap();
     let addr = link.local_addr();
     let mut nats = Nats::connect(addr).await.unwrap();
     drop(link);

@@ -8,7 +8,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{any_addr, free_addr, Nats, NatsServer};
+use common::{any_addr, nats_server, Nats};
+use geolb_testkit::free_addr;
 use geolb_wan::{Link, LinkConfig};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -53,10 +54,15 @@ async fn a_link_to_nothing_refuses_then_listens_when_the_target_comes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_is_refused_before_its_clients_redial() {
-    let server = NatsServer::start().await;
-    let link = Link::start("to-server", any_addr(), server.addr, LinkConfig::default())
-        .await
-        .unwrap();
+    let server = nats_server();
+    let link = Link::start(
+        "to-server",
+        any_addr(),
+        server.client_addr(),
+        LinkConfig::default(),
+    )
+    .await
+    .unwrap();
     let mut nats = Nats::connect(link.local_addr()).await.unwrap();
     nats.ping().await;
     drop(server);

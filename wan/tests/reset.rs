@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{any_addr, Nats, NatsServer};
+use common::{any_addr, nats_server, Nats};
 use geolb_wan::{Link, LinkConfig, LinkState};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -21,9 +21,9 @@ async fn ends_without_data(stream: &mut TcpStream) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_closes_and_refuses_until_up() {
-    let server = NatsServer::start().await;
+    let server = nats_server();
     let up = LinkConfig::symmetric(Duration::from_millis(1));
-    let link = Link::start("reset", any_addr(), server.addr, up)
+    let link = Link::start("reset", any_addr(), server.client_addr(), up)
         .await
         .unwrap();
     let mut nats = Nats::connect(link.local_addr()).await.unwrap();

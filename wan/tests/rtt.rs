@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{any_addr, diff_ms, ms, tolerance, Nats, NatsServer};
+use common::{any_addr, diff_ms, ms, nats_server, tolerance, Nats};
 use geolb_wan::{Link, LinkConfig};
 
 fn sym(micros: u64) -> LinkConfig {
@@ -24,8 +24,8 @@ fn pings(rtt: Duration) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn measured_rtt_matches_the_configuration() {
-    let server = NatsServer::start().await;
-    let mut direct = Nats::connect(server.addr).await.unwrap();
+    let server = nats_server();
+    let mut direct = Nats::connect(server.client_addr()).await.unwrap();
     let back_to_back = direct.median_rtt(200).await;
     println!("direct back to back: {:.3} ms", ms(back_to_back));
     let asymmetric = LinkConfig {
@@ -45,7 +45,7 @@ async fn measured_rtt_matches_the_configuration() {
     for config in cases {
         let n = pings(config.rtt());
         let baseline = direct.median_rtt_spaced(n, config.rtt()).await;
-        let link = Link::start("rtt", any_addr(), server.addr, config)
+        let link = Link::start("rtt", any_addr(), server.client_addr(), config)
             .await
             .unwrap();
         let mut nats = Nats::connect(link.local_addr()).await.unwrap();

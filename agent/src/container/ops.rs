@@ -6,6 +6,7 @@
 use super::flap::FlapSlot;
 use super::state::{self, alive, Intent, Seen};
 use super::Spec;
+use crate::drain::{Action, Drain, Observed, Why};
 use crate::signals::Signal;
 use crate::supervisor::Snapshot;
 use geolb_engine::{ContainerStatus, Engine, EngineError};
@@ -19,8 +20,6 @@ use tracing::{error, info, warn};
 
 /// How often a drain or a stop looks at the container (and asks the probe).
 const POLL_EVERY: Duration = Duration::from_millis(100);
-/// After a drain's grace ends with SIGINT, how long before SIGKILL.
-const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
 /// How long a killed or stopped container may take to be seen gone.
 const GONE_WITHIN: Duration = Duration::from_secs(30);
 
@@ -326,9 +325,8 @@ impl Shared {
         }
     }
 
-    /// Lame-duck mode: SIGUSR2, then SIGINT once the probe says the clients
-    /// have left or the grace is over, SIGKILL 5 s after that (or at once
-    /// when a kill interrupts); returns once the container is down.
+    /// Lame-duck mode as [`Drain`] steps it, polled every 100 ms (and woken
+    /// by a kill that interrupts); returns once the container is down.
     async fn drain(
         &self,
         grace: Duration,
@@ -336,32 +334,36 @@ impl Shared {
     ) -> Result<(), ReplyError> {
         self.emit(EventKind::LameDuck { replica: 0 });
         self.signal(Signal::Usr2).await?;
-        let deadline = Instant::now() + grace;
-        let mut interrupted: Option<Instant> = None;
-        let mut killed = false;
+        let mut drain = Drain::new(Instant::now(), grace);
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(POLL_EVERY) => {}
-                _ = escalated.cancelled(), if !killed => {}
+                _ = escalated.cancelled(), if !drain.killed() => {}
             }
             if !alive(&self.observe().await?) {
                 return Ok(());
             }
             let now = Instant::now();
-            let overdue = interrupted.is_some_and(|at| now >= at + INTERRUPT_GRACE);
-            if !killed && (escalated.is_cancelled() || overdue) {
-                warn!(container = %self.name(), "Killing the draining container.");
-                killed = true;
-                self.signal(Signal::Kill).await?;
-            } else if interrupted.is_none() && (now >= deadline || self.drained().await) {
-                let why = if now >= deadline {
-                    "Drain grace over"
-                } else {
-                    "The server has drained"
-                };
-                info!(container = %self.name(), "{why}; ending lame-duck mode with SIGINT.");
-                interrupted = Some(now);
-                self.signal(Signal::Int).await?;
+            let seen = Observed {
+                drained: drain.wants_probe(now) && self.drained().await,
+                escalated: escalated.is_cancelled(),
+            };
+            let action;
+            (drain, action) = drain.step(now, seen);
+            match action {
+                Action::Wait => {}
+                Action::Interrupt(why) => {
+                    let why = match why {
+                        Why::GraceOver => "Drain grace over",
+                        Why::Drained => "The server has drained",
+                    };
+                    info!(container = %self.name(), "{why}; ending lame-duck mode with SIGINT.");
+                    self.signal(Signal::Int).await?;
+                }
+                Action::Kill => {
+                    warn!(container = %self.name(), "Killing the draining container.");
+                    self.signal(Signal::Kill).await?;
+                }
             }
         }
     }

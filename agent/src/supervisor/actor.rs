@@ -9,6 +9,8 @@ use super::flap::Flap;
 use super::ops::Op;
 use super::replica::Replica;
 use super::{Control, Outcome, Snapshot, Spec};
+use crate::drain::{Action, Observed, Why};
+use crate::signals::Signal;
 use geolb_proto::{ChildState, EventKind, ExitInfo, ReplyError};
 use std::future::Future;
 use std::pin::Pin;
@@ -18,8 +20,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
-/// After a drain's grace ends with SIGINT, how long before SIGKILL.
-const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
 /// Safety-net reap interval, for coalesced SIGCHLDs.
 const REAP_EVERY: Duration = Duration::from_secs(1);
 /// Drain probe interval.
@@ -164,18 +164,9 @@ impl Actor {
     fn on_timer(&mut self, now: Instant) {
         for pos in 0..self.replicas.len() {
             let replica = &mut self.replicas[pos];
+            step_drain(replica, now, Observed::default());
             if let (Some(at), Some(pid)) = (replica.kill_at, replica.pid) {
-                if at <= now && replica.state == ChildState::Draining && !replica.interrupted {
-                    // A drain that ran out of time ends with a graceful shutdown first.
-                    replica.interrupted = true;
-                    replica.kill_at = Some(now + INTERRUPT_GRACE);
-                    info!(
-                        replica = replica.index,
-                        pid = pid.as_raw(),
-                        "Drain grace over; shutting the server down with SIGINT."
-                    );
-                    child::signal_pid(pid, crate::signals::Signal::Int);
-                } else if at <= now {
+                if at <= now {
                     replica.kill_at = None;
                     replica.state = ChildState::Stopping;
                     warn!(
@@ -183,7 +174,7 @@ impl Actor {
                         pid = pid.as_raw(),
                         "Grace period over; killing the child."
                     );
-                    child::signal_group(pid, crate::signals::Signal::Kill);
+                    child::signal_group(pid, Signal::Kill);
                 }
             }
             if replica.restart_at.is_some_and(|at| at <= now) {
@@ -198,46 +189,42 @@ impl Actor {
         self.advance_flap(now);
         if self.probe_at.is_some_and(|at| at <= now) {
             self.probe_at = None;
-            if self.probe.is_none() && self.draining() {
+            if self.probe.is_none() && self.draining(now) {
                 self.probe = self.spec.drain_probe.as_ref().map(|probe| probe());
             }
         }
     }
 
-    /// Whether a replica drains and has not been told to end it yet.
-    pub(super) fn draining(&self) -> bool {
+    /// Whether a replica drains and the probe's answer still matters.
+    pub(super) fn draining(&self, now: Instant) -> bool {
         self.replicas
             .iter()
-            .any(|r| r.alive() && r.state == ChildState::Draining && !r.interrupted)
+            .any(|r| r.alive() && r.drain.is_some_and(|d| d.wants_probe(now)))
     }
 
     /// The drain probe answered.
     fn on_probe(&mut self, empty: bool) {
         self.probe = None;
+        let now = Instant::now();
         if !empty {
-            if self.draining() {
-                self.probe_at = Some(Instant::now() + PROBE_EVERY);
+            if self.draining(now) {
+                self.probe_at = Some(now + PROBE_EVERY);
             }
             return;
         }
+        let seen = Observed {
+            drained: true,
+            escalated: false,
+        };
         for replica in &mut self.replicas {
-            if let (Some(pid), ChildState::Draining, false) =
-                (replica.pid, replica.state, replica.interrupted)
-            {
-                replica.interrupted = true;
-                info!(
-                    replica = replica.index,
-                    pid = pid.as_raw(),
-                    "The server has drained; ending lame-duck mode with SIGINT."
-                );
-                child::signal_pid(pid, crate::signals::Signal::Int);
-            }
+            step_drain(replica, now, seen);
         }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
         let replicas = self.replicas.iter().flat_map(|r| {
-            let kill = r.kill_at.filter(|_| r.alive());
+            let drain = r.drain.and_then(|d| d.next_deadline());
+            let kill = r.kill_at.or(drain).filter(|_| r.alive());
             [kill, r.restart_at]
         });
         let probe = self.probe_at.filter(|_| self.probe.is_none());
@@ -305,11 +292,50 @@ impl Actor {
     }
 }
 
+/// Takes one step of a replica's drain (if it drains) and sends the signal
+/// it calls for.
+fn step_drain(replica: &mut Replica, now: Instant, seen: Observed) {
+    let (Some(drain), Some(pid)) = (replica.drain, replica.pid) else {
+        return;
+    };
+    let (next, action) = drain.step(now, seen);
+    replica.drain = Some(next);
+    let (index, raw) = (replica.index, pid.as_raw());
+    match action {
+        Action::Wait => {}
+        Action::Interrupt(Why::Drained) => {
+            info!(
+                replica = index,
+                pid = raw,
+                "The server has drained; ending lame-duck mode with SIGINT."
+            );
+            child::signal_pid(pid, Signal::Int);
+        }
+        Action::Interrupt(Why::GraceOver) => {
+            info!(
+                replica = index,
+                pid = raw,
+                "Drain grace over; shutting the server down with SIGINT."
+            );
+            child::signal_pid(pid, Signal::Int);
+        }
+        Action::Kill => {
+            replica.state = ChildState::Stopping;
+            warn!(
+                replica = index,
+                pid = raw,
+                "Grace period over; killing the child."
+            );
+            child::signal_group(pid, Signal::Kill);
+        }
+    }
+}
+
 impl Drop for Actor {
     /// Nothing we start outlives us: a dropped actor kills what is left.
     fn drop(&mut self) {
         for pid in self.replicas.iter().filter_map(|r| r.pid) {
-            child::signal_group(pid, crate::signals::Signal::Kill);
+            child::signal_group(pid, Signal::Kill);
         }
     }
 }

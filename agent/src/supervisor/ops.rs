@@ -5,6 +5,7 @@
 
 use super::actor::{Actor, Done, PROBE_EVERY};
 use super::flap::Step;
+use crate::drain::Drain;
 use crate::signals::Signal;
 use geolb_proto::{ChildState, ErrorKind, EventKind, FlapMode, ReplyError, StopMode};
 use std::path::PathBuf;
@@ -59,6 +60,7 @@ impl Actor {
             StopMode::Kill => {
                 replica.state = ChildState::Stopping;
                 replica.kill_at = None;
+                replica.drain = None;
                 super::child::signal_group(pid, Signal::Kill);
             }
             StopMode::Term => {
@@ -68,7 +70,7 @@ impl Actor {
             }
             StopMode::Ldm => {
                 replica.state = ChildState::Draining;
-                replica.kill_at = Some(now + grace.unwrap_or(ldm_grace));
+                replica.drain = Some(Drain::new(now, grace.unwrap_or(ldm_grace)));
                 super::child::signal_pid(pid, Signal::Usr2);
                 if has_probe {
                     self.probe_at = Some(now + PROBE_EVERY);

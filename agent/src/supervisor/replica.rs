@@ -1,5 +1,6 @@
 //! One replica as the actor tracks it.
 
+use crate::drain::Drain;
 use geolb_proto::{ChildState, ExitInfo, ReplicaStatus, StopMode};
 use nix::unistd::Pid;
 use tokio::time::Instant;
@@ -25,12 +26,12 @@ pub(super) struct Replica {
     pub(super) last_exit: Option<ExitInfo>,
     /// Set while a command or a flap stops it: it is not restarted by policy.
     pub(super) stopping: Option<StopMode>,
-    /// SIGKILL deadline of a term or ldm stop.
+    /// SIGKILL deadline of a term stop.
     pub(super) kill_at: Option<Instant>,
     /// When a backoff ends and it starts again.
     pub(super) restart_at: Option<Instant>,
-    /// SIGINT already sent to end a drain early.
-    pub(super) interrupted: bool,
+    /// The lame-duck drain of an ldm stop.
+    pub(super) drain: Option<Drain>,
     /// Start again as soon as the process is gone (a flap's up phase came
     /// before the down phase's process was reaped).
     pub(super) start_when_gone: bool,
@@ -51,7 +52,7 @@ impl Replica {
             stopping: None,
             kill_at: None,
             restart_at: None,
-            interrupted: false,
+            drain: None,
             start_when_gone: false,
         }
     }
@@ -84,7 +85,7 @@ impl Replica {
         self.stopping = None;
         self.kill_at = None;
         self.restart_at = None;
-        self.interrupted = false;
+        self.drain = None;
         self.start_when_gone = false;
     }
 
@@ -94,7 +95,7 @@ impl Replica {
         self.pid = None;
         self.last_exit = Some(exit);
         self.kill_at = None;
-        self.interrupted = false;
+        self.drain = None;
         self.stopping.take()
     }
 

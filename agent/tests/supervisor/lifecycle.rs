@@ -2,6 +2,7 @@
 //! and orphans.
 
 use super::*;
+use geolb_testkit::wait_for;
 
 #[tokio::test(flavor = "current_thread")]
 async fn exit_codes_propagate() {
@@ -197,10 +198,15 @@ async fn forwarded_term_ends_with_143_and_orphans_are_reaped() {
         }
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    for pid in adopted {
-        assert_eq!(proc_state(pid), None, "orphan {pid} still exists");
-    }
+    // The orphan ends after 0.5 s; the supervisor must reap it (no zombie left).
+    let what = format!("the orphans {adopted:?} to end and be reaped");
+    wait_for(&what, Duration::from_secs(10), || async {
+        adopted
+            .iter()
+            .all(|&pid| proc_state(pid).is_none())
+            .then_some(())
+    })
+    .await;
     assert_eq!(zombies_of(std::process::id()), Vec::<u32>::new());
     assert_eq!(sup.shut_down().await.code, 143);
 }

@@ -83,7 +83,7 @@ impl Default for LabConfig {
         LabConfig {
             regions: ["lon", "ams", "dfw"].map(String::from).to_vec(),
             servers_per_region: 3,
-            nats_version: "2.12.8".into(),
+            nats_version: geolb_proto::DEFAULT_NATS_VERSION.into(),
             ports_base: 14_000,
             clients: ClientsConfig::default(),
             latency: LatencyConfig::default(),

@@ -1,76 +1,27 @@
-//! Test helpers: a nats-server on a free port, a raw NATS connection that measures
+//! Test helpers: a nats-server on free ports (the testkit's), a raw NATS connection that measures
 //! PING/PONG round trips, and small TCP targets.
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpListener as StdListener};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 
-/// The nats-server version the tests run.
-pub const VERSION: &str = "2.12.8";
-
-/// A free port on 127.0.0.1.
-pub fn free_addr() -> SocketAddr {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
+pub use geolb_testkit::NatsServer;
 
 /// Any port on 127.0.0.1, for a link to listen on.
 pub fn any_addr() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
-/// A nats-server process, killed on `Drop`.
-pub struct NatsServer {
-    child: Child,
-    /// Its client address.
-    pub addr: SocketAddr,
-}
-
-impl NatsServer {
-    /// Starts a server on a free port and waits until it sends its INFO.
-    pub async fn start() -> NatsServer {
-        let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../.tools/nats-server")
-            .join(VERSION)
-            .join("nats-server");
-        assert!(
-            bin.exists(),
-            "{} not found; run `make tools`",
-            bin.display()
-        );
-        let addr = free_addr();
-        let child = Command::new(bin)
-            .args(["-a", "127.0.0.1", "-p", &addr.port().to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start nats-server");
-        let server = NatsServer { child, addr };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Nats::connect(addr).await.is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not start on {addr}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        server
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A nats-server of the default version on free ports, ready.
+pub fn nats_server() -> NatsServer {
+    NatsServer::start(
+        geolb_testkit::default_version(),
+        geolb_testkit::ServerConfig::default(),
+    )
 }
 
 /// A raw NATS client connection.

@@ -6,7 +6,7 @@
 //! A process-wide set makes sure no port is handed out twice in one test process.
 
 use std::collections::HashSet;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Mutex;
 
 /// Ports already handed out by this process.
@@ -42,6 +42,11 @@ pub fn free_port() -> u16 {
             return port;
         }
     }
+}
+
+/// 127.0.0.1 with a [`free_port`], for a server a test starts.
+pub fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
 /// Whether 127.0.0.1:`port` can be bound right now.

@@ -199,6 +199,11 @@ impl NatsServer {
         self.config.http_port
     }
 
+    /// `127.0.0.1:<client port>`.
+    pub fn client_addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.config.port))
+    }
+
     /// `nats://127.0.0.1:<client port>`.
     pub fn client_url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.config.port)

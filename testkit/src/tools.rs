@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-/// The nats-server version the lab and most tests run.
+/// The nats-server version the lab and most tests run ([`geolb_proto::DEFAULT_NATS_VERSION`]).
 pub fn default_version() -> &'static str {
-    "2.12.8"
+    geolb_proto::DEFAULT_NATS_VERSION
 }
 
 /// The nats-server version rolling upgrades move to (a different minor from the default).
@@ -17,7 +17,7 @@ pub fn upgrade_version() -> &'static str {
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("tests/ has a parent directory")
+        .expect("testkit/ has a parent directory")
         .to_path_buf()
 }
 
