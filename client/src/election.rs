@@ -20,7 +20,10 @@
 //!   may still deliver, or come back).
 //! - A healthy current server is left for a better one only when some
 //!   candidate beats it by max(`hysteresis_pct` %, `hysteresis_min`)
-//!   **continuously** for `hold`.
+//!   **continuously** for `hold`, by the average of at least `min_samples`
+//!   samples of the last `hold` (a candidate probed only every idle
+//!   interval may look better on old samples: the driver has it probed
+//!   fast while it reviews it, [`seems_better`]).
 
 use geolb_proto::client::MoveReason;
 use std::time::{Duration, Instant};
@@ -54,6 +57,10 @@ pub struct View {
     /// A failover prefers it when it answered within this (twice the
     /// interval it is probed at).
     pub recent: Duration,
+    /// Its samples of the last `hold`.
+    pub held: u32,
+    /// Their average (ms).
+    pub held_rtt_ms: Option<f64>,
 }
 
 /// The election's parameters.
@@ -160,6 +167,20 @@ pub fn clearly_better(rtt_ms: f64, current_ms: f64, policy: &Policy) -> bool {
     rtt_ms < current_ms - margin
 }
 
+/// The candidate that beats `current` past the hysteresis on its whole
+/// rolling average (which, probed every idle interval, may be old): the one
+/// to probe fast until its samples of the hold confirm or refute it.
+pub fn seems_better(
+    views: &[View],
+    current: usize,
+    policy: &Policy,
+    skip: &[usize],
+) -> Option<usize> {
+    let challenger = best(views, policy, skip).filter(|&b| b != current)?;
+    let (theirs, ours) = (views[challenger].rtt_ms?, views[current].rtt_ms?);
+    clearly_better(theirs, ours, policy).then_some(challenger)
+}
+
 /// Why the current server must be left now, if it must.
 pub fn must_leave(current: &Current, view: &View) -> Option<MoveReason> {
     current.failed.or(match view.health {
@@ -210,7 +231,11 @@ pub fn decide(
         };
     }
     let challenger = best(views, policy, skip).filter(|&b| b != current.index);
-    let winning = match (challenger.and_then(|b| views[b].rtt_ms), here.rtt_ms) {
+    let held = challenger
+        .map(|b| &views[b])
+        .filter(|v| v.held >= policy.min_samples)
+        .and_then(|v| v.held_rtt_ms);
+    let winning = match (held, here.rtt_ms) {
         (Some(theirs), Some(ours)) => clearly_better(theirs, ours, policy),
         _ => false,
     };

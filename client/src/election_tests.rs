@@ -17,6 +17,8 @@ fn ok(rtt: f64) -> View {
         health: Health::Healthy,
         answered_ago: Some(Duration::from_millis(100)),
         recent: Duration::from_millis(400),
+        held: 5,
+        held_rtt_ms: Some(rtt),
     }
 }
 
@@ -310,4 +312,37 @@ fn a_burst_waits_for_the_candidates_that_could_still_answer() {
     let views = [with(Health::Unresponsive, 0.5), unknown];
     assert!(!burst_settled(&views, 0, ms(499)));
     assert!(burst_settled(&views, 0, BURST_MAX));
+}
+
+#[test]
+fn a_better_server_must_show_it_in_samples_of_the_hold() {
+    // lon-2 looks better on its whole window, but its samples of the hold
+    // say 30 ms like the current one, or it has only one of them.
+    let stale = View {
+        held_rtt_ms: Some(30.0),
+        ..ok(1.0)
+    };
+    let unproven = View {
+        held: 1,
+        held_rtt_ms: Some(1.0),
+        ..ok(1.0)
+    };
+    let t0 = Instant::now();
+    // Each is reviewed (probed fast) while its whole average says better.
+    for (name, challenger, moves, review) in [
+        ("proven", ok(1.0), true, Some(1)),
+        ("its recent samples say no", stale, false, Some(1)),
+        ("too few recent samples", unproven, false, Some(1)),
+        ("not better at all", ok(29.0), false, None),
+    ] {
+        let views = [ok(30.0), challenger];
+        let mut hold = None;
+        let mut got = Decision::Stay;
+        for step in 0..3 {
+            let now = t0 + Duration::from_secs(3 * step);
+            got = decide(&views, at(0), &POLICY, &mut hold, &[], now);
+        }
+        assert_eq!(got != Decision::Stay, moves, "{name}: {got:?}");
+        assert_eq!(seems_better(&views, 0, &POLICY, &[]), review, "{name}");
+    }
 }

@@ -24,6 +24,8 @@
 //!   connection attempt and records each lookup.
 //! - Data-plane connections ignore discovered servers; the servers are
 //!   expected to run with `no_advertise`.
+//! - `--count N` runs N such clients in one process, each with everything
+//!   above of its own; only the report channel and the signals are shared.
 //!
 //! Bad input (no server, a malformed or duplicated URL, a scheme that does
 //! not match `--transport`, an unknown `--region`) is refused before
@@ -35,7 +37,7 @@
 //! (an agent forwards them to servers and clients alike).
 //!
 //! # Layout
-//! - [`args`]: flags and their `GEOLB_CLIENT_*` variables.
+//! - [`args`]: flags and their `GEOLB_CLIENT_*` variables; `setup`: the checked plan of one client.
 //! - [`candidates`]: `--server` parsing and checks.
 //! - [`wire`], [`probe`], [`table`]: raw NATS probes and what they learn.
 //! - [`backoff`]: jittered exponential backoff.
@@ -160,6 +162,7 @@ async fn one(
     let cadence = table::Cadence {
         fast: args.probe_interval.0,
         idle: args.probe_idle_interval.0,
+        hold: args.hold.0,
     };
     let table = Arc::new(
         table::Table::new(

@@ -11,7 +11,7 @@
 
 use super::backoff::Backoff;
 use super::context::Context;
-use super::election::{burst_settled, decide, Current, Decision, Policy};
+use super::election::{best, burst_settled, decide, seems_better, Current, Decision, Policy};
 use super::session::{Link, LinkEvent, LinkOptions};
 use async_nats::Event;
 use geolb_proto::client::MoveReason;
@@ -173,10 +173,21 @@ impl Driver {
             }
         }
         match decision {
-            Decision::Stay => {}
+            Decision::Stay => self.review(&views, current, &skip),
             Decision::Leave { reason } => self.leave(reason),
             Decision::Move { to, reason } => self.move_to(to, reason).await,
         }
+    }
+
+    /// Has the candidate that seems better probed fast, and keeps it so
+    /// while it beats the current server through the hold.
+    fn review(&self, views: &[super::election::View], current: Option<Current>, skip: &[usize]) {
+        let Some(current) = current else { return };
+        let policy = &self.params.policy;
+        let winning = best(views, policy, skip)
+            .filter(|&b| b != current.index && self.better_since.is_some());
+        let review = winning.or_else(|| seems_better(views, current.index, policy, skip));
+        self.ctx.table.review(review);
     }
 
     /// Drops a lost connection with nowhere to go.

@@ -33,23 +33,37 @@ pub struct Table {
     own_region: String,
     /// Notified when a candidate gets worse (unresponsive, draining, down).
     pub changed: Notify,
-    /// The elected candidate, if any (it sets the probers' cadence).
-    elected: watch::Sender<Option<usize>>,
+    /// The elected candidate and the one under review (they set the
+    /// probers' cadence).
+    focus: watch::Sender<Focus>,
     bursts: watch::Sender<u64>,
     cadence: Cadence,
     pings: AtomicU64,
 }
 
-/// How often candidates are probed: `fast` while nothing is elected and for
+/// The candidates the probers of the others need not hurry for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Focus {
+    /// The elected candidate.
+    pub elected: Option<usize>,
+    /// A candidate that seems better and is being measured again.
+    pub reviewed: Option<usize>,
+}
+
+/// How often candidates are probed: `fast` while nothing is elected, for
 /// the elected candidate (its silence is seen within `fast` + the probe
-/// timeout), `idle` for the others, which the driver probes at once with a
-/// burst ([`Table::burst`]) when it must choose where to go.
+/// timeout) and for one under review (a better server must show it with
+/// samples of the last `hold`), `idle` for the others, which the driver
+/// probes at once with a burst ([`Table::burst`]) when it must choose where
+/// to go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cadence {
     /// `--probe-interval`.
     pub fast: Duration,
     /// `--probe-idle-interval`.
     pub idle: Duration,
+    /// `--hold`: the samples of this last stretch say whether a candidate is better.
+    pub hold: Duration,
 }
 
 impl Table {
@@ -78,11 +92,12 @@ impl Table {
             fresh_for,
             own_region: own_region.to_string(),
             changed: Notify::new(),
-            elected: watch::Sender::new(None),
+            focus: watch::Sender::new(Focus::default()),
             bursts: watch::Sender::new(0),
             cadence: Cadence {
                 fast: Duration::from_millis(200),
                 idle: Duration::from_millis(200),
+                hold: Duration::from_secs(5),
             },
             pings: AtomicU64::new(0),
         }
@@ -94,11 +109,32 @@ impl Table {
         self
     }
 
-    /// The driver elected candidate `i` (none: it has no server).
+    /// The driver elected candidate `i` (none: it has no server); a review ends.
     pub fn elect(&self, i: Option<usize>) {
-        self.elected.send_if_modified(|elected| {
-            let changed = *elected != i;
-            *elected = i;
+        self.refocus(Focus {
+            elected: i,
+            reviewed: None,
+        });
+    }
+
+    /// The driver reviews candidate `i` (none: no review).
+    pub fn review(&self, i: Option<usize>) {
+        let elected = self.focus.borrow().elected;
+        self.refocus(Focus {
+            elected,
+            reviewed: i,
+        });
+    }
+
+    /// The candidate under review, if any.
+    pub fn reviewed(&self) -> Option<usize> {
+        self.focus.borrow().reviewed
+    }
+
+    fn refocus(&self, focus: Focus) {
+        self.focus.send_if_modified(|now| {
+            let changed = *now != focus;
+            *now = focus;
             changed
         });
     }
@@ -113,15 +149,15 @@ impl Table {
         self.bursts.subscribe()
     }
 
-    /// Changes of the elected candidate, for the probers.
-    pub fn elections(&self) -> watch::Receiver<Option<usize>> {
-        self.elected.subscribe()
+    /// Changes of the elected and reviewed candidates, for the probers.
+    pub fn elections(&self) -> watch::Receiver<Focus> {
+        self.focus.subscribe()
     }
 
     /// How often candidate `i` is probed now.
     pub fn interval(&self, i: usize) -> Duration {
-        let elected = *self.elected.borrow();
-        interval_of(&self.cadence, elected, i)
+        let focus = *self.focus.borrow();
+        interval_of(&self.cadence, focus, i)
     }
 
     /// Counts one PING sent.
@@ -221,7 +257,8 @@ impl Table {
 
     /// The rolling average RTT of candidate `i`.
     pub fn average(&self, i: usize) -> Option<Duration> {
-        self.with(|e| average(&e[i].samples))
+        let span = self.span();
+        self.with(|e| average(&e[i].samples, Instant::now(), span))
     }
 
     /// When candidate `i` stopped answering, if it did.
@@ -233,16 +270,24 @@ impl Table {
     /// at `interval` counts samples younger than max(the election window,
     /// 2.5 x `interval`) as fresh, and is recent for 2 x `interval`.
     pub fn views(&self, now: Instant) -> Vec<View> {
-        let elected = *self.elected.borrow();
+        let focus = *self.focus.borrow();
+        let span = self.span();
         self.with(|e| {
             (0..e.len())
                 .map(|i| {
                     let entry = &e[i];
-                    let interval = interval_of(&self.cadence, elected, i);
+                    let interval = interval_of(&self.cadence, focus, i);
+                    let held: Vec<Duration> = entry
+                        .samples
+                        .iter()
+                        .filter(|(at, _)| now.saturating_duration_since(*at) <= self.cadence.hold)
+                        .map(|(_, rtt)| *rtt)
+                        .collect();
                     let fresh_for = self.fresh_for.max(interval.mul_f64(2.5));
                     View {
                         own_region: entry.server.region == self.own_region,
-                        rtt_ms: average(&entry.samples).map(|d| d.as_secs_f64() * 1000.0),
+                        rtt_ms: average(&entry.samples, now, span)
+                            .map(|d| d.as_secs_f64() * 1000.0),
                         fresh: entry
                             .samples
                             .iter()
@@ -254,20 +299,33 @@ impl Table {
                             .back()
                             .map(|(at, _)| now.saturating_duration_since(*at)),
                         recent: interval * 2,
+                        held: held.len() as u32,
+                        held_rtt_ms: (!held.is_empty()).then(|| {
+                            held.iter().sum::<Duration>().as_secs_f64() * 1000.0 / held.len() as f64
+                        }),
                     }
                 })
                 .collect()
         })
     }
 
+    /// How far back the rolling average looks: `window` samples at the fast
+    /// cadence, so that an idle candidate's average is its latest samples,
+    /// not a window tens of seconds long.
+    fn span(&self) -> Duration {
+        self.cadence.fast * self.window as u32
+    }
+
     /// Every candidate, as reported.
     pub fn candidates(&self) -> Vec<Candidate> {
+        let (now, span) = (Instant::now(), self.span());
         self.with(|e| {
             e.iter()
                 .map(|entry| Candidate {
                     url: entry.server.url.clone(),
                     region: entry.server.region.clone(),
-                    rtt_ms: average(&entry.samples).map(|d| round3(d.as_secs_f64() * 1000.0)),
+                    rtt_ms: average(&entry.samples, now, span)
+                        .map(|d| round3(d.as_secs_f64() * 1000.0)),
                     samples: entry.samples.len() as u32,
                     healthy: health(entry) == Health::Healthy,
                 })
@@ -309,19 +367,30 @@ fn health(entry: &Entry) -> Health {
     }
 }
 
-/// `fast` while nothing is elected and for the elected candidate; `idle`
-/// for the others.
-fn interval_of(cadence: &Cadence, elected: Option<usize>, i: usize) -> Duration {
-    match elected {
-        Some(at) if at != i => cadence.idle,
+/// `fast` while nothing is elected, for the elected candidate and the one
+/// under review; `idle` for the others.
+fn interval_of(cadence: &Cadence, focus: Focus, i: usize) -> Duration {
+    match focus.elected {
+        Some(at) if at != i && focus.reviewed != Some(i) => cadence.idle,
         _ => cadence.fast,
     }
 }
 
-fn average(samples: &VecDeque<(Instant, Duration)>) -> Option<Duration> {
-    match samples.len() {
-        0 => None,
-        n => Some(samples.iter().map(|(_, d)| *d).sum::<Duration>() / n as u32),
+/// The average of the samples younger than `span`, or of the newest alone
+/// when none is (a candidate probed every idle interval).
+fn average(
+    samples: &VecDeque<(Instant, Duration)>,
+    now: Instant,
+    span: Duration,
+) -> Option<Duration> {
+    let young: Vec<Duration> = samples
+        .iter()
+        .filter(|(at, _)| now.saturating_duration_since(*at) <= span)
+        .map(|(_, d)| *d)
+        .collect();
+    match young.len() {
+        0 => samples.back().map(|(_, d)| *d),
+        n => Some(young.iter().sum::<Duration>() / n as u32),
     }
 }
 
@@ -351,6 +420,7 @@ mod tests {
         let t = Table::new(&servers, "a", 3, Duration::from_secs(2)).with_cadence(Cadence {
             fast: ms(200),
             idle: ms(1000),
+            hold: ms(1500),
         });
         let intervals = |t: &Table| (0..3).map(|i| t.interval(i)).collect::<Vec<_>>();
         let cases = [
@@ -362,6 +432,15 @@ mod tests {
             t.elect(elected);
             assert_eq!(intervals(&t), want, "elected {elected:?}");
         }
+        // A candidate under review is probed fast until the next election.
+        t.elect(Some(0));
+        t.review(Some(2));
+        assert_eq!(intervals(&t), [ms(200), ms(1000), ms(200)]);
+        t.elect(Some(2));
+        assert_eq!(
+            (t.reviewed(), intervals(&t)),
+            (None, vec![ms(1000), ms(1000), ms(200)])
+        );
         // Idle candidates: two samples a second apart stay fresh (2.5 s), and
         // recent for 2 s.
         t.elect(Some(2));
@@ -371,6 +450,13 @@ mod tests {
         t.sample(0, ms(8), t0 + ms(1000));
         let v = t.views(t0 + ms(2400))[0];
         assert_eq!((v.fresh, v.recent), (2, ms(2000)));
+        // Only the sample of the last 1.5 s counts as held.
+        assert_eq!((v.held, v.held_rtt_ms), (1, Some(8.0)));
+        // The average spans 3 samples at 200 ms: an idle candidate's is its
+        // newest sample once the others are older than that.
+        t.sample(0, ms(30), t0 + ms(2000));
+        assert_eq!(t.views(t0 + ms(2100))[0].rtt_ms, Some(30.0));
+        assert_eq!(t.views(t0 + ms(2500))[0].rtt_ms, Some(30.0));
         assert_eq!(t.views(t0)[2].recent, ms(400));
     }
 
