@@ -2,7 +2,7 @@
 //! `$SRV.STATS` answered by async-nats, and one endpoint per verb on
 //! `geolb.agent.<id>.<verb>`. Each request is answered in its own task, so a
 //! long `upgrade` does not hold up `status`; the admission gate
-//! ([`commands::Gate`]) bounds how many run at once and how many arrive a
+//! ([`crate::admission::Gate`]) bounds how many run at once and how many arrive a
 //! second, answering the excess `rate_limited` inline.
 
 use crate::commands::{self, Context};
