@@ -10,13 +10,16 @@ NATS_DEFAULT_VERSION := $(shell sed -n 's/^pub const DEFAULT_NATS_VERSION: &str 
 NATS_VERSIONS ?= 2.11.11 $(NATS_DEFAULT_VERSION) 2.14.6
 # SeaweedFS: `weed mini` is the S3 server of the archive tests and benchmarks.
 SEAWEEDFS_VERSION ?= 4.48
+# nats-py: the third-party peer and timing client of the bench's ack_latency.
+NATS_PY_VERSION ?= 2.16.0
 
 .PHONY: tools build static-agent images test lint bench demo fuzz clean
 
-## tools: download the pinned nats-server binaries into .tools/nats-server/<version>/, SeaweedFS into .tools/seaweedfs/<version>/, and Debian's chromium and chromium-driver (the dashboard's browser tests; as root, else the apt command is printed)
+## tools: download the pinned nats-server binaries into .tools/nats-server/<version>/, SeaweedFS into .tools/seaweedfs/<version>/, nats-py into .tools/nats-py/<version>/venv, and Debian's chromium and chromium-driver (the dashboard's browser tests; as root, else the apt command is printed)
 tools:
 	./scripts/install-nats-server.sh $(NATS_VERSIONS)
 	./scripts/install-seaweedfs.sh $(SEAWEEDFS_VERSION)
+	./scripts/install-nats-py.sh $(NATS_PY_VERSION)
 	./scripts/install-browser.sh
 
 ## build: compile every crate and target of the workspace

@@ -79,10 +79,10 @@ pub struct RunArgs {
     #[arg(long, env = "GEOLB_CLOCK_SKEW", default_value = "30s")]
     pub clock_skew: WireDuration,
     /// Commands accepted per second; more are answered `rate_limited`.
-    #[arg(long, env = "GEOLB_COMMAND_RATE", default_value_t = crate::commands::gate::DEFAULT_RATE)]
+    #[arg(long, env = "GEOLB_COMMAND_RATE", default_value_t = crate::admission::gate::DEFAULT_RATE)]
     pub command_rate: u32,
     /// Commands accepted in a burst above the rate.
-    #[arg(long, env = "GEOLB_COMMAND_BURST", default_value_t = crate::commands::gate::DEFAULT_BURST)]
+    #[arg(long, env = "GEOLB_COMMAND_BURST", default_value_t = crate::admission::gate::DEFAULT_BURST)]
     pub command_burst: u32,
     /// When a child that exited on its own is started again.
     #[arg(long, env = "GEOLB_RESTART", value_enum, default_value = "on-failure")]

@@ -18,8 +18,9 @@
 //!   the Docker API with the same verbs and events.
 //! - [`target`]: the process or container behind one set of verbs.
 //! - [`signals`]: OS signals as one enum.
-//! - [`commands`]: one function per verb, the memory of command ids, signature
-//!   checks (`--trust`) and the rate limit of requests.
+//! - [`commands`]: one function per verb, and the dispatch of admitted requests.
+//! - [`admission`]: what a request passes first: decoding, signature checks
+//!   (`--trust`), the rate limit and in-flight cap, the memory of command ids.
 //! - [`control`]: connection, micro service, outbox, heartbeats, metrics.
 //! - [`monitor`]: the nats-server monitoring endpoints.
 //! - [`binaries`]: finding installed nats-server versions.
@@ -35,6 +36,7 @@
 //! - [`anycast`]: `geolb-agent anycast`, the lab's anycast router process.
 //! - [`routing`]: what those two share (config file, service, published changes).
 
+pub mod admission;
 pub mod anycast;
 pub mod binaries;
 pub mod cli;

@@ -2,8 +2,9 @@
 //! container handle), the OS signals and (when configured) the control
 //! plane together, and returns the exit code.
 
+use crate::admission::{Auth, Bucket, Gate, Memory};
 use crate::cli::{OnTerm, RunArgs};
-use crate::commands::{Auth, Bucket, Context, Gate, Memory};
+use crate::commands::Context;
 use crate::control::{self, outbox::Outbox, reports::ReportSocket, Intervals};
 use crate::identity::Identity;
 use crate::monitor::Monitor;

@@ -1,34 +1,24 @@
-//! The verbs: one decoding path for every request (size, verb, signature:
-//! [`auth`]), one function per verb, a memory of answered command ids so a
-//! repeated id is not applied twice, and the admission [`gate`] that keeps a
-//! flood of requests cheap and bounded.
+//! The verbs: one function per verb in its own file, dispatched by
+//! [`answer`] once a request is admitted ([`crate::admission`]: decoding,
+//! signatures, the rate gate and the memory of answered ids), and the
+//! [`Context`] every verb acts on.
 
-pub mod auth;
 mod flap;
-pub mod gate;
-mod memory;
 mod scale;
 mod stop;
 mod upgrade;
 
-pub use auth::Auth;
-pub use gate::{Bucket, Gate};
-pub use memory::Memory;
-use memory::Seen;
-
+use crate::admission::{self, Auth, Bucket, Gate, Memory, Seen};
 use crate::control::outbox::Outbox;
 use crate::identity::Identity;
 use crate::monitor::Monitor;
 use crate::supervisor::Snapshot;
 use crate::target::Target;
-use geolb_proto::{AgentStatus, Command, ErrorKind, EventKind, Reply, ReplyError, Request, Verb};
+use geolb_proto::{AgentStatus, ErrorKind, EventKind, Reply, ReplyError, Request};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Largest request body accepted.
-pub const MAX_PAYLOAD: usize = 64 * 1024;
 
 /// Everything a verb needs to act.
 pub struct Context {
@@ -107,7 +97,7 @@ fn status_of(ctx: &Context, snapshot: &Snapshot) -> AgentStatus {
 /// Answers one request sent to `verb` (the endpoint's name) with `payload`.
 /// Never panics: bad input becomes a typed error reply and changes nothing.
 pub async fn answer(ctx: &Context, verb: &str, payload: &[u8]) -> Reply {
-    let command = match decode(&ctx.auth, verb, payload) {
+    let command = match admission::decode(&ctx.auth, verb, payload) {
         Ok(pair) => pair,
         Err((id, error)) => return refuse(ctx, verb, id, error),
     };
@@ -136,29 +126,6 @@ pub async fn answer(ctx: &Context, verb: &str, payload: &[u8]) -> Reply {
     let reply = Reply::new(command.id, outcome, ctx.status());
     claim.complete(reply.clone());
     reply
-}
-
-fn decode(
-    auth: &Auth,
-    verb: &str,
-    payload: &[u8],
-) -> Result<(Command, Request), (String, ReplyError)> {
-    let no_id = |e| (String::new(), e);
-    if payload.len() > MAX_PAYLOAD {
-        return Err(no_id(ReplyError::new(
-            ErrorKind::BadRequest,
-            format!(
-                "command is {} bytes; the limit is {MAX_PAYLOAD}",
-                payload.len()
-            ),
-        )));
-    }
-    let verb: Verb = verb.parse().map_err(no_id)?;
-    let command = auth.admit(verb, payload)?;
-    match Request::parse(verb, &command.args) {
-        Ok(request) => Ok((command, request)),
-        Err(e) => Err((command.id, e)),
-    }
 }
 
 fn busy() -> ReplyError {

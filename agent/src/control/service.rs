@@ -1,9 +1,12 @@
 //! The agent as a NATS micro service (ADR-32): `$SRV.PING`, `$SRV.INFO` and
 //! `$SRV.STATS` answered by async-nats, and one endpoint per verb on
-//! `geolb.agent.<id>.<verb>`. Each request is answered in its own task, so a
-//! long `upgrade` does not hold up `status`; the admission gate
-//! ([`commands::Gate`]) bounds how many run at once and how many arrive a
-//! second, answering the excess `rate_limited` inline.
+//! `geolb.agent.<id>.<verb>`. `status`, the one quick verb (read-only, never
+//! waits), is answered inline in the service loop: a task per request cost
+//! more than the answer (see the bench's `ack_latency` finding). Every other
+//! verb is answered in its own task, so a long `upgrade` does not hold up
+//! `status`; the admission gate ([`crate::admission::Gate`]) bounds how many
+//! run at once and how many arrive a second, answering the excess
+//! `rate_limited` inline.
 
 use crate::commands::{self, Context};
 use async_nats::service::{Request, Service, ServiceExt};
@@ -76,7 +79,7 @@ pub async fn refuse_unknown_verbs(
         let (Some(reply_to), Err(_)) = (message.reply, verb.parse::<Verb>()) else {
             continue;
         };
-        let reply = match ctx.gate.admit(false) {
+        let reply = match ctx.gate.admit() {
             Ok(_permit) => commands::answer(&ctx, verb, &message.payload).await,
             Err(e) => commands::refuse(&ctx, verb, String::new(), e),
         };
@@ -95,11 +98,17 @@ pub async fn serve(mut registered: Registered, ctx: Arc<Context>, token: Cancell
                 None => return,
             },
         };
-        let permit = match ctx.gate.admit(verb == Verb::Status) {
+        if verb == Verb::Status {
+            // Never suspends before replying: nothing to apply, no memory.
+            let reply = commands::answer(&ctx, verb.as_str(), &request.message.payload).await;
+            respond(&request, reply).await;
+            continue;
+        }
+        let permit = match ctx.gate.admit() {
             Ok(permit) => permit,
             Err(e) => {
                 let reply = commands::refuse(&ctx, verb.as_str(), String::new(), e);
-                let _ = request.respond(Ok(reply.encode().into())).await;
+                respond(&request, reply).await;
                 continue;
             }
         };
@@ -107,9 +116,14 @@ pub async fn serve(mut registered: Registered, ctx: Arc<Context>, token: Cancell
         tokio::spawn(async move {
             let _permit = permit;
             let reply = commands::answer(&ctx, verb.as_str(), &request.message.payload).await;
-            if let Err(e) = request.respond(Ok(reply.encode().into())).await {
-                tracing::warn!(error = %e, "Reply not sent.");
-            }
+            respond(&request, reply).await;
         });
+    }
+}
+
+/// Sends `reply` to the requester.
+async fn respond(request: &Request, reply: geolb_proto::Reply) {
+    if let Err(e) = request.respond(Ok(reply.encode().into())).await {
+        tracing::warn!(error = %e, "Reply not sent.");
     }
 }

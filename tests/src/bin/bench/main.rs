@@ -14,7 +14,8 @@
 //! - [`agents`]: the release binaries, spawning agents, and killing what is left.
 //! - [`binaries`]: sizes of the release binaries.
 //! - [`agent_idle`]: memory and CPU of one idle agent.
-//! - [`latency`]: `status` round trips through the coordinator, and the raw floor.
+//! - [`latency`]: `status` acks (unsigned, signed) beside a nats-py responder and the raw floor, timed by nats-py.
+//! - [`nats_py`]: the nats-py responder and timing client (`make tools` installs nats-py).
 //! - [`fanout`]: 500 agents: one `status` to all, and the fleet listing.
 //! - [`inject`]: a 16 MB nats-server delivered to 9 and 100 agents over the back channel, and the local-disk peer.
 //! - [`dashboard`]: the dashboard following 500 agents, and a 10,000-entry report page against `report show`.
@@ -40,6 +41,7 @@ mod fleet;
 mod geo;
 mod inject;
 mod latency;
+mod nats_py;
 mod report;
 mod scenarios;
 mod stats;

@@ -1,8 +1,9 @@
 //! Admission of requests: a token bucket on the rate of commands and a cap
 //! on the requests being answered at once, so a flood of commands is
 //! answered `rate_limited` cheaply and never grows the agent without bound.
-//! `status` is read-only and never remembered, so it is bounded by the cap
-//! alone: polling it as fast as the round trip allows is not a flood.
+//! `status` never reaches the gate: it is read-only, never remembered and
+//! answered inline in the service loop, one at a time, so polling it as
+//! fast as the round trip allows is not a flood.
 
 use geolb_proto::{ErrorKind, ReplyError};
 use std::sync::{Arc, Mutex};
@@ -75,16 +76,15 @@ impl Gate {
         }
     }
 
-    /// Admits one request (`read_only` for `status`, which the rate does not
-    /// count), or says why not; hold the permit while answering it.
-    pub fn admit(&self, read_only: bool) -> Result<OwnedSemaphorePermit, ReplyError> {
+    /// Admits one request, or says why not; hold the permit while answering it.
+    pub fn admit(&self) -> Result<OwnedSemaphorePermit, ReplyError> {
         let permit = self.in_flight.clone().try_acquire_owned().map_err(|_| {
             ReplyError::new(
                 ErrorKind::RateLimited,
                 format!("{MAX_IN_FLIGHT} commands are being answered already; try again later"),
             )
         })?;
-        if !read_only && !self.bucket.take() {
+        if !self.bucket.take() {
             return Err(ReplyError::new(
                 ErrorKind::RateLimited,
                 format!(
@@ -121,19 +121,16 @@ mod tests {
     #[test]
     fn the_gate_caps_requests_in_flight() {
         let gate = Gate::new(1_000_000, 1_000_000);
-        let held: Vec<_> = (0..MAX_IN_FLIGHT)
-            .map(|_| gate.admit(false).unwrap())
-            .collect();
-        assert_eq!(gate.admit(true).unwrap_err().kind, ErrorKind::RateLimited);
+        let held: Vec<_> = (0..MAX_IN_FLIGHT).map(|_| gate.admit().unwrap()).collect();
+        assert_eq!(gate.admit().unwrap_err().kind, ErrorKind::RateLimited);
         drop(held);
-        assert!(gate.admit(false).is_ok());
+        assert!(gate.admit().is_ok());
     }
 
     #[test]
-    fn status_is_not_counted_by_the_rate() {
+    fn the_gate_applies_the_rate() {
         let gate = Gate::new(1, 1);
-        assert!(gate.admit(false).is_ok());
-        assert!(gate.admit(false).is_err());
-        assert!((0..100).all(|_| gate.admit(true).is_ok()));
+        assert!(gate.admit().is_ok());
+        assert_eq!(gate.admit().unwrap_err().kind, ErrorKind::RateLimited);
     }
 }

@@ -61,13 +61,13 @@ impl Auth {
                 ErrorKind::Unauthorized,
                 "the command is not signed; this agent obeys only commands signed by a key given to its --trust (geolb --signing-key FILE)",
             ))),
-            (Some(envelope), true) => {
+            (Some(envelope), true) => self.verify(verb, &envelope).map_err(|e| {
                 // The id, unverified, only to say which command is refused.
                 let id = signing::open_unverified(&envelope)
                     .map(|c| c.id)
                     .unwrap_or_default();
-                self.verify(verb, &envelope).map_err(|e| (id, e))
-            }
+                (id, e)
+            }),
         }
     }
 
