@@ -1,7 +1,8 @@
 //! Group `clients`: many `rtt` clients on the default lab (lon, ams, dfw;
 //! three servers each; lon-ams 8 ms), packed `clients.per_process` to a
-//! process (`client --count`), at 12, 102 and 1,020 clients (4, 34 and 340 a
-//! region), beside the peer: the same 12 clients a process each, as before.
+//! process (`client --count`), at 12, 102, 300 and 1,020 clients (4, 34, 100
+//! and 340 a region), beside the peer: the same 12 clients a process each,
+//! as before.
 //!
 //! For each lab, once every client reports: the share elected at home (the
 //! dc-outage report's `home_at_start_pct`), the client processes' RSS and CPU
@@ -48,6 +49,10 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
         Size {
             per_region: 34,
             per_process: 34,
+        },
+        Size {
+            per_region: 100,
+            per_process: 100,
         },
         Size {
             per_region: 340,
