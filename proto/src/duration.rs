@@ -22,8 +22,15 @@ impl From<Duration> for WireDuration {
 }
 
 impl std::fmt::Display for WireDuration {
+    /// Whole milliseconds as `"250ms"`; finer durations exactly, in `us` or `ns`,
+    /// so that every duration reads back as itself.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}ms", self.0.as_millis())
+        let nanos = self.0.as_nanos();
+        match (nanos % 1_000_000, nanos % 1_000) {
+            (0, _) => write!(f, "{}ms", nanos / 1_000_000),
+            (_, 0) => write!(f, "{}us", nanos / 1_000),
+            _ => write!(f, "{nanos}ns"),
+        }
     }
 }
 
@@ -53,12 +60,13 @@ pub fn parse(s: &str) -> Result<Duration, String> {
     let scale = match unit.trim() {
         "" | "ms" => 0.001,
         "us" | "µs" => 0.000_001,
+        "ns" => 0.000_000_001,
         "s" => 1.0,
         "m" => 60.0,
         "h" => 3600.0,
         other => {
             return Err(format!(
-                "duration {s:?} has unknown unit {other:?}; use ms, s, m or h"
+                "duration {s:?} has unknown unit {other:?}; use ms, s, m or h (or us, ns)"
             ))
         }
     };
@@ -82,6 +90,7 @@ fn unit_nanos(unit: &str) -> Option<u64> {
     Some(match unit {
         "" | "ms" => 1_000_000,
         "us" | "µs" => 1_000,
+        "ns" => 1,
         "s" => 1_000_000_000,
         "m" => 60_000_000_000,
         "h" => 3_600_000_000_000,
@@ -154,6 +163,22 @@ mod tests {
         assert_eq!(text, "\"1500ms\"");
         assert_eq!(serde_json::from_str::<WireDuration>(&text).unwrap(), d);
         assert_eq!(serde_json::from_str::<WireDuration>("1500").unwrap(), d);
+    }
+
+    #[test]
+    fn finer_durations_round_trip_exactly() {
+        // Found by the fuzz test: 1 us was written "0ms" and read back as 0.
+        for (d, text) in [
+            (Duration::from_micros(1), "\"1us\""),
+            (Duration::from_nanos(1_500), "\"1500ns\""),
+            (Duration::from_micros(1_500), "\"1500us\""),
+            (Duration::from_millis(2), "\"2ms\""),
+            (Duration::ZERO, "\"0ms\""),
+        ] {
+            let json = serde_json::to_string(&WireDuration(d)).unwrap();
+            assert_eq!(json, text);
+            assert_eq!(serde_json::from_str::<WireDuration>(&json).unwrap().0, d);
+        }
     }
 
     #[test]
