@@ -59,8 +59,10 @@ impl Fleet {
             crate::fleet::Ensured::Unavailable
         );
         let live = LiveFleet::start(&control).await?;
-        if live.live(Role::Server).is_empty() && live.live(Role::Client).is_empty() {
-            // Without JetStream nothing primed the listing: listen one window.
+        if live.live(Role::Server).is_empty() {
+            // Nothing primed the listing of servers (no JetStream, or its
+            // listing did not answer in time on a loaded machine): listen
+            // one window before concluding there are none.
             tokio::time::sleep(crate::fleet::LISTEN_WINDOW).await;
         }
         let servers = live.live(Role::Server);
