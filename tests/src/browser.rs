@@ -123,14 +123,27 @@ impl Browser {
 
     /// The text of the first element matching `css`, if any.
     pub async fn text(&self, css: &str) -> Option<String> {
-        let element = self.client.find(Locator::Css(css)).await.ok()?;
-        element.text().await.ok()
+        self.read(css, "return e.innerText;", serde_json::Value::Null)
+            .await
     }
 
     /// The value of attribute `name` of the first element matching `css`.
     pub async fn attr(&self, css: &str, name: &str) -> Option<String> {
-        let element = self.client.find(Locator::Css(css)).await.ok()?;
-        element.attr(name).await.ok().flatten()
+        self.read(css, "return e.getAttribute(arguments[1]);", name.into())
+            .await
+    }
+
+    /// Runs `body` on the first element matching `css` (as `e`) in one
+    /// script, so a live page that swaps its parts between two WebDriver
+    /// calls cannot leave a stale element (a find, then a read, lost that
+    /// race under load).
+    async fn read(&self, css: &str, body: &str, arg: serde_json::Value) -> Option<String> {
+        let script =
+            format!("const e = document.querySelector(arguments[0]); if (!e) return null; {body}");
+        match self.client.execute(&script, vec![css.into(), arg]).await {
+            Ok(serde_json::Value::String(s)) => Some(s),
+            _ => None,
+        }
     }
 
     /// How many elements match `css`.

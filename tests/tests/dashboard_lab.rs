@@ -112,11 +112,15 @@ async fn the_labs_dashboard_shows_the_fleet_and_the_runs() {
     browser.screenshot("lab-report").await;
     // The run was followed live too, from its progress on geolb.scenario.<run>.
     browser.goto(&format!("{url}/live/{id}")).await;
-    assert_eq!(
-        browser.attr("#state", "data-ended").await.as_deref(),
-        Some("true"),
-        "the live page saw the run end"
-    );
+    browser
+        .wait_attr(
+            "the live page saw the run end",
+            Duration::from_secs(10),
+            "#state",
+            "data-ended",
+            |e| e == "true",
+        )
+        .await;
     assert!(
         browser.count("svg.timeline rect.faultp").await >= 1,
         "its fault shaded live"
