@@ -115,7 +115,8 @@ pub async fn drive(
             }
         };
         ctx.publish_to.send_replace(None);
-        connection.retire(DRAIN_GRACE);
+        // Lost or left: nothing to keep subscribed.
+        connection.retire(Duration::ZERO, DRAIN_GRACE);
         if !lost {
             return Ok(());
         }

@@ -23,6 +23,13 @@ use tokio_util::sync::CancellationToken;
 
 /// How long a retired connection may take to drain.
 pub const RETIRE_GRACE: Duration = Duration::from_secs(3);
+/// How long the old connection keeps its subscriptions once the new one is
+/// subscribed: the new interest reaches the cluster's other servers over
+/// routes (and other regions over gateways) in its own time, while the old
+/// one's unsubscribe travels on other routes; a message published there in
+/// between went to neither (one was lost so under load in a rolling
+/// upgrade). The receiver drops the duplicates of the overlap.
+pub const INTEREST_SETTLE: Duration = Duration::from_secs(1);
 
 /// The driver's parameters.
 #[derive(Debug, Clone)]
@@ -198,7 +205,7 @@ impl Driver {
         self.down_since.get_or_insert_with(Instant::now);
         self.ctx.publish_to.send_replace(None);
         self.ctx.table.elect(None);
-        link.retire(RETIRE_GRACE);
+        link.retire(Duration::ZERO, RETIRE_GRACE);
         self.failed = None;
         self.cut_off = Some(reason);
         self.ctx.moved(reason, None, 0);
@@ -250,9 +257,9 @@ impl Driver {
         self.ctx.publish_to.send_replace(Some(link.client.clone()));
         self.ctx.table.elect(Some(to));
         if let Some(old) = self.link.replace(link) {
-            let overlap = subscribed + RETIRE_GRACE + Duration::from_secs(1);
+            let overlap = subscribed + INTEREST_SETTLE + RETIRE_GRACE + Duration::from_secs(1);
             self.ctx.traffic.lock().overlap_until(overlap);
-            old.retire(RETIRE_GRACE);
+            old.retire(INTEREST_SETTLE, RETIRE_GRACE);
         }
         self.failed = None;
         self.down_since = None;

@@ -93,14 +93,15 @@ impl Link {
     }
 
     /// Drains the link in the background (unsubscribe, deliver what is
-    /// buffered, close), giving up after `grace`.
-    pub fn retire(self, grace: Duration) {
+    /// buffered, close) once `settle` has passed, giving up after `grace`.
+    pub fn retire(self, settle: Duration, grace: Duration) {
         let Link {
             client,
             mut receiving,
             ..
         } = self;
         tokio::spawn(async move {
+            tokio::time::sleep(settle).await;
             let drained = tokio::time::timeout(grace, async {
                 let _ = client.drain().await;
                 let _ = (&mut receiving).await;
