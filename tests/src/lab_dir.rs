@@ -6,17 +6,26 @@ use crate::tools::{geolb_bin, tools_dir};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
 
-/// A lab directory; `geolb` runs against `<dir>/lab`.
-pub struct LabDir(pub PathBuf);
+/// A lab directory; `geolb` runs against `<dir>/lab`. It holds this test
+/// binary's turn until it is dropped.
+pub struct LabDir(pub PathBuf, MutexGuard<'static, ()>);
+
+/// One lab at a time in a test binary: a lab keeps two cores busy, and two
+/// side by side (a process lab beside one in containers) stalled every
+/// server past the clients' probe timeout, which the scenarios then
+/// rightly failed.
+static TURN: Mutex<()> = Mutex::new(());
 
 impl LabDir {
-    /// A fresh directory for test `name`.
+    /// A fresh directory for test `name`, once no other lab of this binary runs.
     pub fn new(name: &str) -> LabDir {
+        let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
         let dir = std::env::temp_dir().join(format!("geolb-lab-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        LabDir(dir)
+        LabDir(dir, turn)
     }
 
     /// Runs `geolb ARGS` on this lab.
@@ -74,9 +83,16 @@ impl LabDir {
 }
 
 impl Drop for LabDir {
+    /// Stops the lab; removes its folder, unless the test failed: then its
+    /// logs and reports stay for the reader, and the path is printed.
     fn drop(&mut self) {
         let _ = self.geolb(&["lab", "down"]);
-        let _ = std::fs::remove_dir_all(&self.0);
+        match std::thread::panicking() {
+            true => eprintln!("the failed lab's logs and reports: {}", self.0.display()),
+            false => {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
     }
 }
 
