@@ -59,8 +59,10 @@ pub struct ClientsConfig {
     pub profile: String,
     /// Messages per second per client.
     pub rate: f64,
-    /// Traffic shards (each client hears the senders of its shard in every region).
-    pub shards: u32,
+    /// Traffic shards (each client hears the senders of its shard in every
+    /// region); default: one for every [`SHARD_SIZE`] clients of the lab.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u32>,
     /// What messages carry after their header: a file path (stored on the
     /// lab's control plane at `lab up`) or `obj:NAME` (stored with `geolb data
     /// put`); filler when absent.
@@ -105,7 +107,7 @@ impl Default for ClientsConfig {
             per_process: 1,
             profile: "json".into(),
             rate: 5.0,
-            shards: 4,
+            shards: None,
             payload: None,
         }
     }
@@ -213,7 +215,7 @@ impl LabConfig {
                 c.rate
             ));
         }
-        if c.shards == 0 {
+        if c.shards == Some(0) {
             return invalid("clients.shards: use 1 or more".into());
         }
         if let Some(name) = c
@@ -304,7 +306,21 @@ impl LabConfig {
     }
 }
 
+/// The clients a traffic shard holds when `clients.shards` is not set: a
+/// client then hears about as many senders in a lab of a thousand clients
+/// as in one of thirty (with a fixed number of shards, what every client
+/// hears grows with the lab, and the traffic with its square).
+pub const SHARD_SIZE: u32 = 8;
+
 impl ClientsConfig {
+    /// Traffic shards of a lab of `regions` regions: as configured, else one
+    /// for every [`SHARD_SIZE`] of its clients.
+    pub fn shards(&self, regions: usize) -> u32 {
+        let clients = self.rtt + self.random + self.ordered + self.dns() + self.anycast();
+        self.shards
+            .unwrap_or_else(|| (clients * regions as u32).div_ceil(SHARD_SIZE).max(1))
+    }
+
     /// `dns` clients per region: as configured, else 2.
     pub fn dns(&self) -> u32 {
         self.dns.unwrap_or(2)
@@ -355,6 +371,22 @@ mod tests {
     fn the_template_is_the_default() {
         assert_eq!(LabConfig::parse(TEMPLATE).unwrap(), LabConfig::default());
         assert_eq!(LabConfig::parse("").unwrap(), LabConfig::default());
+    }
+
+    #[test]
+    fn shards_grow_with_the_lab_unless_set() {
+        let default = LabConfig::default();
+        assert_eq!(default.clients.shards(3), 4, "30 clients");
+        let big = LabConfig::parse(
+            "[clients]\nrtt = 334\nrandom = 0\ndns = 0\nanycast = 0\nper_process = 167\n",
+        )
+        .unwrap();
+        assert_eq!(big.clients.shards(3), 126, "1,002 clients, 8 a shard");
+        let set =
+            LabConfig::parse("[clients]\nrtt = 334\nper_process = 167\nrandom = 0\nshards = 4\n")
+                .unwrap();
+        assert_eq!(set.clients.shards(3), 4);
+        assert!(LabConfig::parse("[clients]\nshards = 0\n").is_err());
     }
 
     #[test]

@@ -231,7 +231,7 @@ pub fn client_args(
         "--rate".into(),
         c.rate.to_string(),
         "--shards".into(),
-        c.shards.to_string(),
+        c.shards(state.config.regions.len()).to_string(),
     ];
     if group.per_process > 1 {
         args.extend(["--count".into(), group.per_process.to_string()]);

@@ -68,9 +68,8 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
         };
         println!("  {clients} rtt clients, {per_process} to a process");
         let config = format!(
-            "[clients]\nrtt = {}\nrandom = 0\ndns = 0\nanycast = 0\nper_process = {per_process}\nrate = 1.0\nshards = {}\n",
+            "[clients]\nrtt = {}\nrandom = 0\ndns = 0\nanycast = 0\nper_process = {per_process}\nrate = 1.0\n",
             size.per_region,
-            (clients / 8).max(4),
         );
         let lab = BenchLab::up(&name, &config, false)?;
         let before = client_processes(&lab);
