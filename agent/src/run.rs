@@ -171,6 +171,9 @@ pub async fn run_with(args: RunArgs, sidecar: Option<Sidecar>) -> anyhow::Result
     }
     token.cancel();
     tracker.close();
+    // The tasks end on the token; waiting lets them clean up (the report
+    // socket's file is removed when its task drops it).
+    let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
     Ok(code)
 }
 
