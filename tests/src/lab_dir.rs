@@ -10,7 +10,14 @@ use std::sync::{Mutex, MutexGuard};
 
 /// A lab directory; `geolb` runs against `<dir>/lab`. It holds this test
 /// binary's turn until it is dropped.
-pub struct LabDir(pub PathBuf, MutexGuard<'static, ()>);
+pub struct LabDir(
+    pub PathBuf,
+    #[allow(
+        dead_code,
+        reason = "held, never read: the turn lasts as long as the lab"
+    )]
+    MutexGuard<'static, ()>,
+);
 
 /// One lab at a time in a test binary: a lab keeps two cores busy, and two
 /// side by side (a process lab beside one in containers) stalled every
