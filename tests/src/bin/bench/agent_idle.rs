@@ -115,12 +115,29 @@ async fn cpu_use(pid: i32, window: Duration) -> anyhow::Result<CpuUse> {
     })
 }
 
-/// `RssAnon`, `RssFile` and `RssShmem` of `pid`, for the detail.
+/// `RssAnon`, `RssFile` and `RssShmem` of `pid`, then its proportional and
+/// private share (`smaps_rollup`), for the detail: most of an idle agent's
+/// RSS is clean pages of its binary and libc, which the kernel maps 64 KiB
+/// around each page touched (fault-around) and shares with every process
+/// mapping the same file.
 fn rss_breakdown(pid: i32) -> String {
-    ["RssAnon", "RssFile", "RssShmem"]
+    let status = ["RssAnon", "RssFile", "RssShmem"]
         .map(|f| match procfs::status_kib(pid, f) {
             Some(kib) => format!("{f} {kib} KiB"),
             None => format!("{f} ?"),
         })
-        .join(", ")
+        .join(", ");
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        rollup
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum()
+    };
+    format!(
+        "{status}; Pss {} KiB, private {} KiB",
+        field("Pss:"),
+        field("Private_Clean:") + field("Private_Dirty:")
+    )
 }
