@@ -54,10 +54,14 @@ pub struct Fleet {
 impl Fleet {
     /// Opens what `control` sees; fails when it sees no agents.
     pub async fn open(control: Control, source: Source) -> anyhow::Result<Fleet> {
-        let jetstream = !matches!(
-            crate::fleet::ensure_heartbeat_stream(&control).await?,
-            crate::fleet::Ensured::Unavailable
-        );
+        let ensured = crate::fleet::ensure_heartbeat_stream(&control).await?;
+        let jetstream = !matches!(ensured, crate::fleet::Ensured::Unavailable);
+        if matches!(ensured, crate::fleet::Ensured::Created(_)) {
+            // Created just now, it holds only the last moment's heartbeats:
+            // a listing then would miss agents (a fleet started by hand had
+            // one region's servers listed, not the other's).
+            tokio::time::sleep(crate::fleet::LISTEN_WINDOW).await;
+        }
         let live = LiveFleet::start(&control).await?;
         if live.live(Role::Server).is_empty() {
             // Nothing primed the listing of servers (no JetStream, or its
