@@ -13,7 +13,10 @@ use geolb_proto::client::{
 use geolb_proto::{now_ms, PROTOCOL_VERSION};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The shortest span the probe rate is measured over (it spans up to twice this).
+pub const RATE_SPAN: Duration = Duration::from_secs(10);
 use tokio::sync::watch;
 
 /// Shared by the driver, the publisher and the reporter.
@@ -41,8 +44,8 @@ pub struct Context {
     connected_after_ms: OnceLock<u64>,
     /// `dns` and `anycast`: attempts and lookups.
     routed: Mutex<Option<Routed>>,
-    /// PINGs counted at the previous status record, and when.
-    pings_at: Mutex<(Instant, u64)>,
+    /// Two marks of the PING count, `RATE_SPAN` or more apart: (older, newer).
+    pings_at: Mutex<((Instant, u64), (Instant, u64))>,
     /// Clients in this process (`--count`).
     pub process_clients: u32,
 }
@@ -70,17 +73,24 @@ impl Context {
             started: Instant::now(),
             connected_after_ms: OnceLock::new(),
             routed: Mutex::new(None),
-            pings_at: Mutex::new((Instant::now(), 0)),
+            pings_at: Mutex::new(((Instant::now(), 0), (Instant::now(), 0))),
             process_clients: 1,
         }
     }
 
-    /// PINGs per second since the previous call (none before any PING).
+    /// PINGs per second over the last [`RATE_SPAN`] to twice that (none
+    /// before any PING). Over one report interval the rate was a count of
+    /// a second: the elected server's 5 plus whichever of the idle
+    /// candidates' PINGs (one each 2 s) fell in it.
     fn probe_rate(&self) -> Option<f64> {
         let pings = self.table.pings();
         let now = Instant::now();
-        let mut last = self.pings_at.lock().unwrap_or_else(|p| p.into_inner());
-        let (since, before) = std::mem::replace(&mut *last, (now, pings));
+        let mut marks = self.pings_at.lock().unwrap_or_else(|p| p.into_inner());
+        let (older, newer) = *marks;
+        if now.duration_since(newer.0) >= RATE_SPAN {
+            *marks = (newer, (now, pings));
+        }
+        let (since, before) = older;
         let secs = now.duration_since(since).as_secs_f64();
         (pings > 0 && secs > 0.0).then(|| ((pings - before) as f64 / secs * 10.0).round() / 10.0)
     }

@@ -21,6 +21,8 @@ const MOVE: Duration = Duration::from_secs(10);
 /// that only looks better on an older sample is measured again (probed
 /// fast) before the hold starts.
 const BETTER: Duration = Duration::from_secs(25);
+/// Time for the probe rate of a client to cover no election.
+const RATES: Duration = Duration::from_secs(30);
 /// Starting the lab, or a region again.
 const SETUP: Duration = Duration::from_secs(45);
 
@@ -312,7 +314,9 @@ async fn many_clients_in_one_process_elect_probe_and_fail_over_each_on_its_own()
     // Elected: its server at 5 PINGs a second, the others at 0.5, where all
     // at 5 would be 5 x candidates.
     let most = 5.0 + (candidates - 1) as f64 * 0.5;
-    let rates = wait_for("a probe rate from every client", MOVE, || {
+    // The rate spans 10 to 20 s: once the election's burst (every
+    // candidate at 5) has left it, about 21 s after the start.
+    let rates = wait_for("a probe rate from every client", RATES, || {
         let all = latest(&client, &ids);
         let rates: Option<Vec<f64>> = all.iter().map(|s| s.as_ref()?.probe_rate).collect();
         let settled = rates.filter(|r| r.iter().all(|&r| r > 0.0 && r <= most * 1.1));
