@@ -14,10 +14,10 @@ use geolb_proto::{now_ms, PROTOCOL_VERSION};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// The shortest span the probe rate is measured over (it spans up to twice this).
 pub const RATE_SPAN: Duration = Duration::from_secs(10);
-use tokio::sync::watch;
 
 /// Shared by the driver, the publisher and the reporter.
 #[derive(Debug)]
