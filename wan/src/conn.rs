@@ -113,10 +113,13 @@ pub(crate) async fn serve(
             Ok(server) => server,
             Err(error) => {
                 debug!(%link, %peer, %target, %error, "Connection refused: cannot dial the target");
+                // The dialler hears at once; the link then stops listening,
+                // so that the next one is refused by the kernel.
+                reset(client);
                 if error.kind() == std::io::ErrorKind::ConnectionRefused && counters.stop_on_refusal {
                     counters.stop_listening().await;
                 }
-                return reset(client);
+                return;
             }
         },
     };
