@@ -1,7 +1,8 @@
 //! The agent's end of the client report channel (see `geolb_proto::client`):
 //! a Unix datagram socket whose path the client replicas get in
 //! `GEOLB_REPORT_SOCKET`. Status records are published on
-//! `geolb.client.<region>.<id>` as they arrive and kept (the latest per
+//! `geolb.client.<region>.<id>` as they arrive (the datagram's own bytes,
+//! once they decode) and kept (the latest per
 //! client) for the metrics; moves become `client_moved` events in the outbox.
 
 use crate::control::outbox::Outbox;
@@ -110,9 +111,11 @@ impl ReportSocket {
                     report: Box::new(report),
                 }),
                 ClientRecord::Status(status) => {
+                    // The record as the client wrote it: it decoded, and
+                    // encoding it again cost as much as the decoding.
                     if client.connection_state() == State::Connected {
-                        let body = ClientRecord::Status(status.clone()).encode();
-                        let _ = client.publish(subject.clone(), body.into()).await;
+                        let body = bytes::Bytes::copy_from_slice(&buf[..n]);
+                        let _ = client.publish(subject.clone(), body).await;
                     }
                     self.latest.keep(status);
                 }
