@@ -7,7 +7,7 @@ use geolb_proto::WireDuration;
 /// How the client chooses its server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Strategy {
-    /// Ours: probe every candidate, lowest average RTT wins, hysteresis.
+    /// Ours: probe every candidate, lowest RTT wins, hysteresis.
     Rtt,
     /// Stock async-nats: every URL, shuffled.
     Random,
@@ -160,13 +160,18 @@ pub struct ClientArgs {
     /// candidate gets a PING at once); equal to `--probe-interval` turns it off.
     #[arg(long, env = "GEOLB_CLIENT_PROBE_IDLE_INTERVAL", default_value = "2s")]
     pub probe_idle_interval: WireDuration,
+    /// `rtt`: keep a connection open (unsubscribed) to the best server of
+    /// the other regions, so a move there after a region's outage is only
+    /// a subscription (`--standby false`: connect when moving).
+    #[arg(long, env = "GEOLB_CLIENT_STANDBY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub standby: bool,
     /// A PING unanswered this long (or 3 x the server's average RTT, if longer) marks it unresponsive.
     #[arg(long, env = "GEOLB_CLIENT_PROBE_TIMEOUT", default_value = "600ms")]
     pub probe_timeout: WireDuration,
     /// A probe connection silent this long is closed and dialled again.
     #[arg(long, env = "GEOLB_CLIENT_PROBE_GIVEUP", default_value = "5s")]
     pub probe_giveup: WireDuration,
-    /// Samples in the rolling RTT average.
+    /// Samples in the rolling RTT window (a candidate's RTT is their lowest).
     #[arg(long, env = "GEOLB_CLIENT_RTT_WINDOW", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub rtt_window: u32,

@@ -4,7 +4,8 @@
 //!   up, its last PING was answered in time, it has not announced lame-duck
 //!   mode) and has at least `min_samples` samples younger than the election
 //!   window.
-//! - The **best** eligible candidate has the lowest rolling-average RTT;
+//! - The **best** eligible candidate has the lowest RTT (each candidate's
+//!   RTT is the lowest sample of its rolling window, see [`crate::table`]);
 //!   candidates within max(5 %, 0.1 ms) of the lowest are a tie, won by the
 //!   client's own region, then by the lower RTT.
 //! - The current server that is lost, down, unresponsive or draining is left
@@ -20,7 +21,7 @@
 //!   may still deliver, or come back).
 //! - A healthy current server is left for a better one only when some
 //!   candidate beats it by max(`hysteresis_pct` %, `hysteresis_min`)
-//!   **continuously** for `hold`, by the average of at least `min_samples`
+//!   **continuously** for `hold`, by the lowest of at least `min_samples`
 //!   samples of the last `hold` (a candidate probed only every idle
 //!   interval may look better on old samples: the driver has it probed
 //!   fast while it reviews it, [`seems_better`]).
@@ -46,7 +47,7 @@ pub enum Health {
 pub struct View {
     /// In the client's own region.
     pub own_region: bool,
-    /// Rolling average RTT (ms), if any sample.
+    /// RTT (ms): the lowest sample of the rolling window, if any.
     pub rtt_ms: Option<f64>,
     /// Samples within the election window.
     pub fresh: u32,
@@ -59,7 +60,7 @@ pub struct View {
     pub recent: Duration,
     /// Its samples of the last `hold`.
     pub held: u32,
-    /// Their average (ms).
+    /// The lowest of them (ms).
     pub held_rtt_ms: Option<f64>,
 }
 
@@ -107,13 +108,13 @@ pub struct Current {
 
 /// The longest a burst of probes is waited for.
 pub const BURST_MAX: Duration = Duration::from_millis(500);
-/// What a candidate gets to answer a burst beyond twice its average RTT.
+/// What a candidate gets to answer a burst beyond twice its RTT.
 pub const BURST_SLACK: Duration = Duration::from_millis(20);
 
 /// Whether a burst of probes sent `elapsed` ago (to every candidate but
 /// `current`, which went silent) has told enough: every healthy candidate
-/// answered, or had twice its average RTT + [`BURST_SLACK`] to answer, or
-/// is slower on average than one that answered; at most [`BURST_MAX`].
+/// answered, or had twice its RTT + [`BURST_SLACK`] to answer, or
+/// is slower than one that answered; at most [`BURST_MAX`].
 pub fn burst_settled(views: &[View], current: usize, elapsed: Duration) -> bool {
     let answered = |v: &View| v.answered_ago.is_some_and(|ago| ago <= elapsed);
     let others: Vec<&View> = views
@@ -154,11 +155,15 @@ pub fn best(views: &[View], policy: &Policy, skip: &[usize]) -> Option<usize> {
         .filter_map(|(i, v)| v.rtt_ms.map(|rtt| (i, rtt, v.own_region)))
         .collect();
     let lowest = pool.iter().map(|(_, rtt, _)| *rtt).reduce(f64::min)?;
-    let tie = lowest + (lowest * 0.05).max(0.1);
     pool.into_iter()
-        .filter(|(_, rtt, _)| *rtt <= tie)
+        .filter(|(_, rtt, _)| ties(*rtt, lowest))
         .min_by(|a, b| b.2.cmp(&a.2).then(a.1.total_cmp(&b.1)))
         .map(|(i, _, _)| i)
+}
+
+/// Whether `rtt_ms` is as good as `lowest_ms`: within max(5 %, 0.1 ms).
+pub fn ties(rtt_ms: f64, lowest_ms: f64) -> bool {
+    rtt_ms <= lowest_ms + (lowest_ms * 0.05).max(0.1)
 }
 
 /// Whether `rtt_ms` beats `current_ms` past the hysteresis margin.
@@ -168,7 +173,7 @@ pub fn clearly_better(rtt_ms: f64, current_ms: f64, policy: &Policy) -> bool {
 }
 
 /// The candidate that beats `current` past the hysteresis on its whole
-/// rolling average (which, probed every idle interval, may be old): the one
+/// rolling window (which, probed every idle interval, may be old): the one
 /// to probe fast until its samples of the hold confirm or refute it.
 pub fn seems_better(
     views: &[View],

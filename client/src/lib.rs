@@ -12,8 +12,9 @@
 //! through the report channel ([`report`]).
 //!
 //! - `rtt` ([`rtt`]): the first election waits `--election-window` (2 s) of
-//!   probes at `--probe-interval` (200 ms); the lowest rolling average
-//!   (`--rtt-window` samples, at least `--min-samples` fresh) wins
+//!   probes at `--probe-interval` (200 ms); the lowest RTT wins, each
+//!   candidate's being the lowest of its last `--rtt-window` samples (at
+//!   least `--min-samples` fresh), which queueing cannot raise
 //!   ([`election`]). The client leaves its server at once when it is lost,
 //!   stops answering probes or announces lame-duck mode, make-before-break
 //!   where possible, and returns to a better server only past the
@@ -61,6 +62,7 @@ pub mod resolve;
 pub mod routed;
 pub mod rtt;
 pub mod session;
+pub mod standby;
 pub mod stock;
 pub mod table;
 pub mod tracker;
@@ -98,7 +100,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
     for plan in &mut plans {
         plan.outgoing.payload = payload.clone();
     }
-    let reporter = Arc::new(report::Reporter::from_env()?);
+    let reporter = Arc::new(report::Reporter::from_env());
     let token = CancellationToken::new();
     let tasks = TaskTracker::new();
     watch_signals(&token, &tasks)?;
@@ -146,6 +148,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<i32> {
     token.cancel();
     tasks.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
+    reporter.flush(Duration::from_secs(2)).await;
     outcome?;
     tracing::info!(dropped_records = reporter.dropped(), "Client stopped.");
     Ok(0)

@@ -6,15 +6,21 @@
 //! flush, switch the publisher to it, then drain the old connection in the
 //! background. `gap_ms` is 0 when the old connection still worked (lame
 //! duck, better server); otherwise it runs from the moment the old server
-//! was lost (disconnect event) or stopped answering (the unanswered PING)
-//! to the moment the new connection is subscribed.
+//! was lost (the disconnect event, or its probe connection closing when
+//! that came first) or stopped answering (the unanswered PING) to the
+//! moment the new connection is subscribed.
 
 use super::backoff::Backoff;
 use super::context::Context;
-use super::election::{best, burst_settled, decide, seems_better, Current, Decision, Policy};
+use super::election::{
+    best, burst_settled, decide, eligible, seems_better, ties, Current, Decision, Policy, View,
+};
 use super::session::{Link, LinkEvent, LinkOptions};
+use super::standby::{self, Standby};
+use async_nats::connection::State;
 use async_nats::Event;
 use geolb_proto::client::MoveReason;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -44,6 +50,8 @@ pub struct RttParams {
     pub backoff: Backoff,
     /// How links are opened.
     pub link: LinkOptions,
+    /// Keep a standby connection in the next region ([`crate::standby`]).
+    pub standby: bool,
 }
 
 /// The driver's state.
@@ -63,6 +71,14 @@ struct Driver {
     skip: Vec<(usize, Instant)>,
     /// When the burst of probes after the current server went silent was sent.
     burst: Option<Instant>,
+    /// The standby connection outside the current server's region.
+    standby: Standby,
+    /// Each candidate's region.
+    regions: Vec<String>,
+    /// The elected server could not be reached: decide again now, not at
+    /// the next tick (when a region dies server by server, the first choice
+    /// is often a neighbour that has just died too).
+    retry: bool,
 }
 
 /// How often the driver looks at a burst's answers.
@@ -87,6 +103,11 @@ pub async fn drive(ctx: Arc<Context>, params: RttParams, token: CancellationToke
         better_since: None,
         skip: Vec::new(),
         burst: None,
+        standby: Standby::default(),
+        regions: (0..table.len())
+            .map(|i| table.server_ref(i).region)
+            .collect(),
+        retry: false,
     };
     loop {
         tokio::select! {
@@ -101,6 +122,10 @@ pub async fn drive(ctx: Arc<Context>, params: RttParams, token: CancellationToke
             continue;
         }
         driver.step().await;
+        // Each failed move skips its candidate, so this ends.
+        while std::mem::take(&mut driver.retry) && !token.is_cancelled() {
+            driver.step().await;
+        }
     }
     driver.ctx.publish_to.send_replace(None);
     if let Some(link) = driver.link.take() {
@@ -114,6 +139,7 @@ impl Driver {
         if self.link.as_ref().map(|l| l.generation) != Some(generation) {
             return;
         }
+        tracing::debug!(client = %self.ctx.id, %event, "Data-plane connection event.");
         match event {
             Event::Disconnected | Event::Closed => {
                 self.failed = Some(MoveReason::Lost);
@@ -182,13 +208,32 @@ impl Driver {
         match decision {
             Decision::Stay => self.review(&views, current, &skip),
             Decision::Leave { reason } => self.leave(reason),
-            Decision::Move { to, reason } => self.move_to(to, reason).await,
+            Decision::Move { to, reason } => self.move_to(to, reason, &views).await,
         }
+        self.keep_standby(&views);
+    }
+
+    /// Keeps the standby on the best server of the other regions.
+    fn keep_standby(&mut self, views: &[View]) {
+        if !self.params.standby {
+            return;
+        }
+        let policy = &self.params.policy;
+        let want = (self.link.as_ref())
+            .and_then(|l| standby::target(views, l.index, &self.regions, policy));
+        let (table, options, events) = (
+            self.ctx.table.clone(),
+            self.params.link.clone(),
+            self.events.clone(),
+        );
+        self.standby.keep(want, &self.regions, views, move |i| {
+            standby::open(table.server_ref(i).url, options, events)
+        });
     }
 
     /// Has the candidate that seems better probed fast, and keeps it so
     /// while it beats the current server through the hold.
-    fn review(&self, views: &[super::election::View], current: Option<Current>, skip: &[usize]) {
+    fn review(&self, views: &[View], current: Option<Current>, skip: &[usize]) {
         let Some(current) = current else { return };
         let policy = &self.params.policy;
         let winning = best(views, policy, skip)
@@ -211,8 +256,9 @@ impl Driver {
         self.ctx.moved(reason, None, 0);
     }
 
-    /// Connects to candidate `to` and switches to it.
-    async fn move_to(&mut self, to: usize, reason: MoveReason) {
+    /// Connects to candidate `to` (or promotes the standby, when it is as
+    /// good a server of the same region) and switches to it.
+    async fn move_to(&mut self, to: usize, reason: MoveReason, views: &[View]) {
         let reason = match (&self.link, reason) {
             (None, MoveReason::Initial) => self.cut_off.unwrap_or(MoveReason::Initial),
             _ => reason,
@@ -224,28 +270,58 @@ impl Driver {
                 .and_then(|l| self.ctx.table.unanswered_since(l.index));
             self.down_since = self.down_since.or(silent).or(Some(Instant::now()));
         }
+        let rtt = |i: usize| views.get(i).and_then(|v| v.rtt_ms);
+        let as_good = |i: usize| {
+            self.regions.get(i) == self.regions.get(to)
+                && views
+                    .get(i)
+                    .is_some_and(|v| eligible(v, &self.params.policy))
+                && matches!((rtt(i), rtt(to)), (Some(a), Some(b)) if ties(a, b))
+        };
+        let standby = self.standby.take(to, as_good);
+        let to = standby.as_ref().map_or(to, |s| s.index);
         let server = self.ctx.table.server_ref(to);
         self.generation += 1;
-        let opened = Link::open(
-            &server.url,
-            to,
-            self.generation,
-            &self.params.link,
-            self.events.clone(),
-            self.ctx.traffic.clone(),
-        )
-        .await;
+        tracing::debug!(client = %self.ctx.id, to = %server.url, ?reason, standby = standby.is_some(), "Moving.");
+        let opened = match standby {
+            Some(standby) => {
+                standby.tag.store(self.generation, Ordering::Relaxed);
+                let traffic = self.ctx.traffic.clone();
+                Link::on(
+                    standby.client,
+                    to,
+                    self.generation,
+                    &self.params.link,
+                    traffic,
+                )
+                .await
+            }
+            None => {
+                let events = self.events.clone();
+                let traffic = self.ctx.traffic.clone();
+                let link = &self.params.link;
+                Link::open(&server.url, to, self.generation, link, events, traffic).await
+            }
+        };
         let link = match opened {
             Ok(link) => link,
             Err(e) => {
                 let delay = self.params.backoff.next_delay();
                 tracing::warn!(server = %server.url, error = %e, retry_in = ?delay, "Cannot move to the elected server; trying another.");
                 self.skip.push((to, Instant::now() + delay));
+                self.retry = true;
                 return;
             }
         };
         self.params.backoff.reset();
         let subscribed = Instant::now();
+        if let (MoveReason::Lost, None, Some(old)) = (reason, self.down_since, &self.link) {
+            // The probe saw the server go before the link did: the client was
+            // cut off since then, unless the link still stands.
+            if old.client.connection_state() != State::Connected {
+                self.down_since = self.ctx.table.down_since(old.index);
+            }
+        }
         let gap = self
             .down_since
             .map_or(0, |since| (subscribed - since).as_millis() as u64);

@@ -9,6 +9,7 @@
 
 use super::traffic::{self, Traffic};
 use async_nats::{Client, ConnectOptions, Event};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -16,6 +17,13 @@ use tokio::task::JoinHandle;
 
 /// An event of the data-plane connection of generation `.0`.
 pub type LinkEvent = (u64, Event);
+
+/// The generation a connection's events are tagged with: the link's, or
+/// [`UNTAGGED`] while it is a standby (whose events the driver ignores).
+pub type Tag = Arc<AtomicU64>;
+
+/// The tag of a connection that is no link (yet).
+pub const UNTAGGED: u64 = u64::MAX;
 
 /// How links are opened.
 #[derive(Debug, Clone)]
@@ -57,6 +65,29 @@ pub struct Link {
     receiving: JoinHandle<()>,
 }
 
+/// Connects to `url` (unsubscribed); its events are tagged with `tag`'s value.
+pub async fn connect(
+    url: &str,
+    options: &LinkOptions,
+    tag: Tag,
+    events: mpsc::UnboundedSender<LinkEvent>,
+) -> Result<Client, LinkError> {
+    let connect = ConnectOptions::new()
+        .name(&options.name)
+        .ignore_discovered_servers()
+        .connection_timeout(options.connect_timeout)
+        .max_reconnects(1)
+        .event_callback(move |event| {
+            let _ = events.send((tag.load(Ordering::Relaxed), event));
+            async {}
+        })
+        .connect(url);
+    match tokio::time::timeout(options.connect_timeout, connect).await {
+        Ok(client) => Ok(client?),
+        Err(_) => Err(LinkError::Timeout(options.connect_timeout)),
+    }
+}
+
 impl Link {
     /// Connects to `url`, subscribes and flushes, so the link receives as
     /// soon as it is returned.
@@ -68,20 +99,19 @@ impl Link {
         events: mpsc::UnboundedSender<LinkEvent>,
         traffic: Arc<Traffic>,
     ) -> Result<Link, LinkError> {
-        let connect = ConnectOptions::new()
-            .name(&options.name)
-            .ignore_discovered_servers()
-            .connection_timeout(options.connect_timeout)
-            .max_reconnects(1)
-            .event_callback(move |event| {
-                let _ = events.send((generation, event));
-                async {}
-            })
-            .connect(url);
-        let client = match tokio::time::timeout(options.connect_timeout, connect).await {
-            Ok(client) => client?,
-            Err(_) => return Err(LinkError::Timeout(options.connect_timeout)),
-        };
+        let tag = Arc::new(AtomicU64::new(generation));
+        let client = connect(url, options, tag, events).await?;
+        Link::on(client, index, generation, options, traffic).await
+    }
+
+    /// Makes a link of a connection already open (a standby): subscribes and flushes.
+    pub async fn on(
+        client: Client,
+        index: usize,
+        generation: u64,
+        options: &LinkOptions,
+        traffic: Arc<Traffic>,
+    ) -> Result<Link, LinkError> {
         let within = Some(options.connect_timeout);
         let receiving = subscribe(&client, &options.subjects, within, traffic).await?;
         Ok(Link {

@@ -179,6 +179,7 @@ impl Plan {
             election_window: args.election_window.0,
             backoff: Backoff::new(args.backoff_min.0, args.backoff_max.0),
             link: link.clone(),
+            standby: args.standby,
         };
         let outgoing = Outgoing {
             subject: message::publish_subject(&region, shard, &id),

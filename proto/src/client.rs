@@ -65,7 +65,7 @@ pub struct Candidate {
     pub url: String,
     /// Its region.
     pub region: String,
-    /// Rolling average RTT in ms, when measured.
+    /// RTT in ms (the lowest of the rolling window), when measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtt_ms: Option<f64>,
     /// Samples in the rolling window.
