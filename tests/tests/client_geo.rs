@@ -4,6 +4,7 @@
 //!
 //! Each test starts its own lab (one at a time: `GeoLab::start` waits its turn)
 //! and at most two clients, with `--hold 1s` and `--shards 1`.
+//! Connections are read from the servers' own `/connz`.
 
 use std::time::Duration;
 
@@ -344,4 +345,71 @@ async fn many_clients_in_one_process_elect_probe_and_fail_over_each_on_its_own()
         let landed = after.iter().find(|m| m.to.is_some()).expect("it moved");
         assert_eq!(landed.to.as_ref().unwrap().region, "lon", "{id}: {after:?}");
     }
+}
+
+/// The connections named `name` on each server of `region`: (server, cid, subscriptions).
+fn connections_named(lab: &GeoLab, region: &str, name: &str) -> Vec<(String, u64, u64)> {
+    let monitors: Vec<(String, String)> = (lab.lock().region(region).servers().iter())
+        .map(|s| (s.name().to_string(), s.monitor_url()))
+        .collect();
+    let mut found = Vec::new();
+    for (server, url) in monitors {
+        let Ok(connz) = geolb_tests::http::get_json(&format!("{url}/connz?subs=1")) else {
+            continue;
+        };
+        for c in connz["connections"].as_array().into_iter().flatten() {
+            if c["name"] == name {
+                let cid = c["cid"].as_u64().unwrap_or_default();
+                found.push((
+                    server.clone(),
+                    cid,
+                    c["subscriptions"].as_u64().unwrap_or(0),
+                ));
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_outage_promotes_the_standby_in_the_next_region() {
+    let lab = lab().await;
+    let lon = client(&lab, "lon-c1", "lon", &[]).await;
+
+    // At home, the client also holds one ams connection, with no subscription.
+    let standby = wait_for("the client's standby connection in ams", MOVE, || {
+        let found = connections_named(&lab, "ams", "lon-c1");
+        std::future::ready((found.len() == 1 && found[0].2 == 0).then(|| found[0].clone()))
+    })
+    .await;
+    println!("standby: {standby:?}");
+
+    let before = lon.move_count();
+    lab.kill_region("lon");
+    let landed = with_timeout(MOVE, lon.wait_landed(before, MOVE)).await;
+    println!("SIGKILL lon: {landed:?}");
+    let to = landed.to.clone().expect("landed");
+    assert_eq!(
+        (to.region.as_str(), to.name.as_str()),
+        ("ams", standby.0.as_str())
+    );
+    assert!(
+        landed.gap_ms > 0,
+        "the region's loss cut it off: {landed:?}"
+    );
+
+    // The same connection now carries the subscriptions: no new one was opened.
+    let promoted = wait_for("the standby's subscriptions", MOVE, || {
+        let found = connections_named(&lab, "ams", "lon-c1");
+        let subscribed = found.iter().any(|c| c.1 == standby.1 && c.2 > 0);
+        std::future::ready(subscribed.then_some(found))
+    })
+    .await;
+    assert!(
+        promoted
+            .iter()
+            .all(|c| c.1 == standby.1 || c.0 != standby.0),
+        "one connection on {}: {promoted:?}",
+        standby.0
+    );
 }
