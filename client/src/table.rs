@@ -5,9 +5,8 @@
 //!
 //! The election reads a candidate's RTT as the **lowest** of its window:
 //! the path's own delay, to which queueing (in the network, or in a host
-//! whose CPU is busy) only adds. An average took in every stall: with a
-//! thousand clients on two cores, a third of them elected the region next
-//! door. The probe timeout still follows the average ([`Table::average`]).
+//! whose CPU is busy) only adds; an average took in every stall. The probe
+//! timeout still follows the average ([`Table::average`]).
 
 use super::candidates::CandidateServer;
 use super::election::{Health, View};

@@ -1,8 +1,8 @@
 //! Group `clients`: many `rtt` clients on the default lab (lon, ams, dfw;
 //! three servers each; lon-ams 8 ms), packed `clients.per_process` to a
-//! process (`client --count`), at 12, 102, 300 and 1,020 clients (4, 34, 100
-//! and 340 a region), beside the peer: the same 12 clients a process each,
-//! as before.
+//! process (`client --count`), at 12, 36, 102, 300 and 1,002 clients (4, 12,
+//! 34, 100 and 334 a region), beside the peer: the same 12 clients a process
+//! each, as before.
 //!
 //! For each lab, once every client reports: the share elected at home (the
 //! dc-outage report's `home_at_start_pct`), the client processes' RSS and CPU
@@ -15,6 +15,7 @@
 use super::report::Report;
 use super::scenarios::{figure, BenchLab};
 use geolb_tests::procfs;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How long CPU is sampled.
@@ -37,28 +38,14 @@ struct Processes {
 
 /// Runs every size and records its figures.
 pub async fn run(report: &mut Report) -> anyhow::Result<()> {
-    let sizes = [
-        Size {
-            per_region: 4,
-            per_process: 1,
+    // The sizes: RSS and CPU at about 10, 100 and 1,000 clients;
+    // failover after a kill at 12, 100 and (at least) 300 clients in lon.
+    let sizes = [(4, 1), (4, 4), (12, 12), (34, 34), (100, 100), (334, 167)].map(
+        |(per_region, per_process)| Size {
+            per_region,
+            per_process,
         },
-        Size {
-            per_region: 4,
-            per_process: 4,
-        },
-        Size {
-            per_region: 34,
-            per_process: 34,
-        },
-        Size {
-            per_region: 100,
-            per_process: 100,
-        },
-        Size {
-            per_region: 340,
-            per_process: 170,
-        },
-    ];
+    );
     let mut slope_points = Vec::new();
     for size in &sizes {
         let (clients, per_process) = (size.per_region * 3, size.per_process);
@@ -72,20 +59,37 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
             size.per_region,
         );
         let lab = BenchLab::up(&name, &config, false)?;
-        let before = client_processes(&lab);
+        let (before, parts_before) = (client_processes(&lab), lab_cpu(&lab));
         tokio::time::sleep(WINDOW).await;
-        let after = client_processes(&lab);
+        let (after, parts_after) = (client_processes(&lab), lab_cpu(&lab));
         let ticks_per_s = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
             .ok()
             .flatten()
             .unwrap_or(100) as f64;
+        let pct = |ticks: u64| ticks as f64 / ticks_per_s / WINDOW.as_secs_f64() * 100.0;
+        let parts = cpu_split(&parts_before, &parts_after);
+        report.add(
+            &format!("{name}_lab_cpu_pct"),
+            pct(parts.iter().map(|p| p.1).sum()),
+            "%",
+            None,
+            format!(
+                "of one core (2 here), over {} s: {}",
+                WINDOW.as_secs(),
+                parts
+                    .iter()
+                    .map(|(part, ticks)| format!("{part} {:.0} %", pct(*ticks)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
         let cpu_ticks: u64 = after
             .rows
             .iter()
             .zip(&before.rows)
             .map(|(a, b)| a.2.saturating_sub(b.2))
             .sum();
-        let cpu_pct = cpu_ticks as f64 / ticks_per_s / WINDOW.as_secs_f64() * 100.0;
+        let cpu_pct = pct(cpu_ticks);
         let rss_kib: u64 = after.rows.iter().map(|r| r.1).sum();
         let counted: u32 = after.rows.iter().map(|r| r.0).sum();
         anyhow::ensure!(
@@ -173,7 +177,7 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
         "KiB",
         Some(RSS_PER_CLIENT_TARGET_KIB),
         format!(
-            "the slope of a process's RSS over the clients it runs ({} processes of 4 to 170 clients); a process of one client: {:.0} KiB",
+            "the slope of a process's RSS over the clients it runs ({} processes of 4 to 167 clients); a process of one client: {:.0} KiB",
             packed.len(),
             slope_points
                 .iter()
@@ -205,6 +209,43 @@ fn client_processes(lab: &BenchLab) -> Processes {
         })
         .collect();
     Processes { rows }
+}
+
+/// Every lab process's part (nats-server, or the agent's subcommand:
+/// client, wan, run, ...) and CPU ticks, by pid.
+fn lab_cpu(lab: &BenchLab) -> BTreeMap<i32, (String, u64)> {
+    lab.processes()
+        .into_iter()
+        .filter_map(|stat| {
+            let cmdline = procfs::cmdline(stat.pid);
+            let part = match stat.comm.as_str() {
+                "geolb-agent" | "geolb" => {
+                    format!(
+                        "{} {}",
+                        stat.comm,
+                        cmdline.get(1).map_or("", String::as_str)
+                    )
+                }
+                other => other.to_string(),
+            };
+            Some((stat.pid, (part, procfs::cpu_ticks(stat.pid)?)))
+        })
+        .collect()
+}
+
+/// The ticks each part used between two [`lab_cpu`] samples, most first.
+fn cpu_split(
+    before: &BTreeMap<i32, (String, u64)>,
+    after: &BTreeMap<i32, (String, u64)>,
+) -> Vec<(String, u64)> {
+    let mut parts = BTreeMap::<String, u64>::new();
+    for (pid, (part, ticks)) in after {
+        let old = before.get(pid).map_or(*ticks, |b| b.1);
+        *parts.entry(part.clone()).or_default() += ticks.saturating_sub(old);
+    }
+    let mut parts: Vec<(String, u64)> = parts.into_iter().collect();
+    parts.sort_by_key(|p| std::cmp::Reverse(p.1));
+    parts
 }
 
 /// The median probe rate of the rtt clients at the start of `run`.
