@@ -3,10 +3,9 @@
 //! field has a default, so an empty file (or none) is the default lab:
 //! `lon`, `ams`, `dfw`, three servers each, with real round-trip times.
 
+pub use super::latency::LatencyConfig;
 use geolb_proto::subject::validate_name;
-use geolb_proto::WireDuration;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The whole lab configuration.
@@ -70,16 +69,6 @@ pub struct ClientsConfig {
     pub payload: Option<String>,
 }
 
-/// Round-trip times between and within regions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LatencyConfig {
-    /// Round-trip time within a region.
-    pub intra_region: WireDuration,
-    /// Round-trip time of each pair, keyed `"a-b"` (either order, once).
-    pub pairs: BTreeMap<String, WireDuration>,
-}
-
 impl Default for LabConfig {
     fn default() -> Self {
         LabConfig {
@@ -109,23 +98,6 @@ impl Default for ClientsConfig {
             rate: 5.0,
             shards: None,
             payload: None,
-        }
-    }
-}
-
-impl Default for LatencyConfig {
-    fn default() -> Self {
-        let ms = |m: u64| WireDuration::from_millis(m);
-        LatencyConfig {
-            intra_region: WireDuration(Duration::from_micros(500)),
-            pairs: [
-                ("lon-ams", ms(8)),
-                ("lon-dfw", ms(105)),
-                ("ams-dfw", ms(115)),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
         }
     }
 }
@@ -239,7 +211,7 @@ impl LabConfig {
         }
         self.dns.validate()?;
         self.anycast.validate()?;
-        self.rtt_matrix().map(|_| ())
+        self.latency.matrix(&self.regions).map(|_| ())
     }
 
     /// How many consecutive ports the lab uses from `ports_base`.
@@ -256,53 +228,7 @@ impl LabConfig {
 
     /// The round-trip time between two regions (the same region: intra-region).
     pub fn rtt(&self, a: &str, b: &str) -> Duration {
-        if a == b {
-            return self.latency.intra_region.0;
-        }
-        let pairs = self.rtt_matrix().unwrap_or_default();
-        pairs.get(&ordered(a, b)).copied().unwrap_or_default()
-    }
-
-    /// Every pair's RTT, keyed by the pair in sorted order; refuses unknown
-    /// regions, missing pairs, and a pair given twice with different values.
-    fn rtt_matrix(&self) -> Result<BTreeMap<(String, String), Duration>, ConfigError> {
-        let mut matrix = BTreeMap::new();
-        for (key, rtt) in &self.latency.pairs {
-            let (a, b) = key.split_once('-').ok_or_else(|| {
-                ConfigError::Invalid(format!("latency.pairs: {key:?} is not \"region-region\""))
-            })?;
-            for region in [a, b] {
-                if !self.regions.iter().any(|r| r == region) {
-                    return Err(ConfigError::Invalid(format!(
-                        "latency.pairs: {key:?} names {region:?}, which is not in regions {:?}",
-                        self.regions
-                    )));
-                }
-            }
-            if a == b {
-                return Err(ConfigError::Invalid(format!(
-                    "latency.pairs: {key:?} pairs a region with itself; use latency.intra_region"
-                )));
-            }
-            if let Some(old) = matrix.insert(ordered(a, b), rtt.0) {
-                if old != rtt.0 {
-                    return Err(ConfigError::Invalid(format!(
-                        "latency.pairs: {a} and {b} are given two round-trip times ({old:?} and {:?}); keep one",
-                        rtt.0
-                    )));
-                }
-            }
-        }
-        for (i, a) in self.regions.iter().enumerate() {
-            for b in &self.regions[i + 1..] {
-                if !matrix.contains_key(&ordered(a, b)) {
-                    return Err(ConfigError::Invalid(format!(
-                        "latency.pairs: no round-trip time for {a}-{b}; add \"{a}-{b}\" = \"20ms\""
-                    )));
-                }
-            }
-        }
-        Ok(matrix)
+        self.latency.rtt(&self.regions, a, b)
     }
 }
 
@@ -348,14 +274,6 @@ impl ClientsConfig {
             anycast: Some(0),
             ..self.clone()
         })
-    }
-}
-
-fn ordered(a: &str, b: &str) -> (String, String) {
-    if a <= b {
-        (a.to_string(), b.to_string())
-    } else {
-        (b.to_string(), a.to_string())
     }
 }
 

@@ -6,6 +6,7 @@ pub mod config;
 pub mod dashboard;
 pub mod docker;
 pub mod down;
+pub mod latency;
 pub mod launch;
 pub mod process;
 pub mod ready;
