@@ -5,8 +5,8 @@
 //! server elsewhere at the same moment. Connecting then is the slow part:
 //! nats-server takes its new connections one at a time (measured here: 100
 //! connections at once to one server, 63 ms to the last PONG; one alone,
-//! 2.4 ms), so 100 clients of a killed region took 60 to 190 ms to connect
-//! to the next one, where 12 took 14 ms. A client with a standby in the
+//! 2.4 ms), so 100 clients of a killed region took 60 to 115 ms from
+//! deciding to move to being connected in the next one, where 12 took 14 ms. A client with a standby in the
 //! region it moves to only subscribes on it ([`crate::session::Link::on`]).
 //!
 //! - The standby follows the best eligible candidate of the other regions
